@@ -1,0 +1,118 @@
+/**
+ * The one config file, `<home>/config.yaml`: created with documented defaults on first
+ * start, strictly validated (unknown keys, duplicate keys and wrong types are refused with
+ * the field path), never silently repaired.
+ * @module
+ */
+import { z } from "zod";
+import { parseDocument } from "yaml";
+import { GatewayConfigSchema } from "../workers/gateway/api.ts";
+import { PolicyConfigSchema } from "../workers/policy/api.ts";
+import { AuditConfigSchema } from "../workers/audit/api.ts";
+import { describeZodError } from "./kit/validate.ts";
+import { writeFileAtomic } from "./kit/fs.ts";
+
+/** Largest config file read. */
+export const MAX_CONFIG_BYTES = 256 * 1024;
+
+/** Supervisor section. */
+export const SupervisorConfigSchema = z.strictObject({
+  /** Heartbeat period; a worker missing 3 in a row is restarted. */
+  heartbeatMs: z.number().int().min(100).max(60_000).default(1_000),
+  /** Graceful shutdown budget for all controls together. */
+  shutdownTimeoutMs: z.number().int().min(500).max(60_000).default(4_000),
+}).default({});
+
+/** The whole config. */
+export const ConfigSchema = z.strictObject({
+  gateway: GatewayConfigSchema,
+  supervisor: SupervisorConfigSchema,
+  policy: PolicyConfigSchema,
+  audit: AuditConfigSchema,
+});
+/** Validated config. */
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Raised when the config cannot be used; the message names the file and field. */
+export class ConfigError extends Error {
+  /** Machine-readable code. */
+  readonly code: "CONFIG_INVALID" | "CONFIG_UNREADABLE";
+  /** @param code kind of failure @param message names file and field */
+  constructor(code: "CONFIG_INVALID" | "CONFIG_UNREADABLE", message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigError";
+    this.code = code;
+  }
+}
+
+/** The file written on first start: every default, each explained. */
+export const DEFAULT_CONFIG_YAML = `# SecAI Runtime configuration. Created on first start; edit and restart.
+# Unknown keys, duplicate keys and wrong types are refused at start with the field named.
+
+gateway:
+  # Listen address. Loopback only by default: the gateway is the one way in.
+  host: 127.0.0.1
+  # TCP port (SECAI_PORT or --port override it for one run; 0 picks a free port).
+  port: 8480
+  # Unix socket path instead of TCP (absolute, or relative to the state dir), or null.
+  unixSocket: null
+  # Largest JSON request body, in bytes.
+  maxJsonBytes: 1048576
+
+supervisor:
+  # Heartbeat period in ms; a control that misses 3 in a row is restarted.
+  heartbeatMs: 1000
+  # Budget in ms for the ordered graceful shutdown of all controls.
+  shutdownTimeoutMs: 4000
+
+# Per-control sections (more settings arrive with each control).
+policy: {}
+audit: {}
+`;
+
+/**
+ * Validates config text.
+ * @param text YAML source
+ * @param source file name for messages
+ * @throws {ConfigError} CONFIG_INVALID naming the field and reason
+ */
+export function parseConfig(text: string, source: string): Config {
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError("CONFIG_INVALID", `Config "${source}" is larger than ${MAX_CONFIG_BYTES} bytes`);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const yamlError = doc.errors[0];
+  if (yamlError) {
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `Config "${source}" is not valid YAML: ${yamlError.message.split("\n")[0]}`,
+    );
+  }
+  const value = doc.toJS({ maxAliasCount: 0 }) ?? {};
+  const parsed = ConfigSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new ConfigError("CONFIG_INVALID", `Config "${source}" is invalid ${describeZodError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Loads `<home>/config.yaml`, creating it with the defaults when absent.
+ * @throws {ConfigError}
+ */
+export async function loadConfig(home: string): Promise<{ config: Config; path: string; created: boolean }> {
+  const path = `${home}/config.yaml`;
+  let text: string;
+  let created = false;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new ConfigError("CONFIG_UNREADABLE", `Cannot read config "${path}"`, { cause: err });
+    }
+    await writeFileAtomic(path, DEFAULT_CONFIG_YAML);
+    text = DEFAULT_CONFIG_YAML;
+    created = true;
+  }
+  return { config: parseConfig(text, path), path, created };
+}
