@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- the one module allowed to write to the console (STYLE.md §10)
 /**
  * The only module allowed to write to the console: one structured line per event on stderr,
  * so stdout stays free for command output (`--json`).
