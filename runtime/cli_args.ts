@@ -51,7 +51,9 @@ export function parseArgs(argv: string[], spec: FlagSpec): ParsedArgs {
       continue;
     }
     const value = eq !== -1 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === "") throw new UsageError(`Option "--${name}" needs a value`);
+    if (value === undefined || value === "") {
+      throw new UsageError(`Option "--${name}" needs a value`);
+    }
     flags[name] = value;
   }
   return { flags, positional };

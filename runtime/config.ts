@@ -38,7 +38,11 @@ export class ConfigError extends Error {
   /** Machine-readable code. */
   readonly code: "CONFIG_INVALID" | "CONFIG_UNREADABLE";
   /** @param code kind of failure @param message names file and field */
-  constructor(code: "CONFIG_INVALID" | "CONFIG_UNREADABLE", message: string, options?: ErrorOptions) {
+  constructor(
+    code: "CONFIG_INVALID" | "CONFIG_UNREADABLE",
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = "ConfigError";
     this.code = code;
@@ -46,7 +50,8 @@ export class ConfigError extends Error {
 }
 
 /** The file written on first start: every default, each explained. */
-export const DEFAULT_CONFIG_YAML = `# SecAI Runtime configuration. Created on first start; edit and restart.
+export const DEFAULT_CONFIG_YAML =
+  `# SecAI Runtime configuration. Created on first start; edit and restart.
 # Unknown keys, duplicate keys and wrong types are refused at start with the field named.
 
 gateway:
@@ -78,7 +83,10 @@ audit: {}
  */
 export function parseConfig(text: string, source: string): Config {
   if (text.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError("CONFIG_INVALID", `Config "${source}" is larger than ${MAX_CONFIG_BYTES} bytes`);
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `Config "${source}" is larger than ${MAX_CONFIG_BYTES} bytes`,
+    );
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   const yamlError = doc.errors[0];
@@ -91,7 +99,10 @@ export function parseConfig(text: string, source: string): Config {
   const value = doc.toJS({ maxAliasCount: 0 }) ?? {};
   const parsed = ConfigSchema.safeParse(value);
   if (!parsed.success) {
-    throw new ConfigError("CONFIG_INVALID", `Config "${source}" is invalid ${describeZodError(parsed.error)}`);
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `Config "${source}" is invalid ${describeZodError(parsed.error)}`,
+    );
   }
   return parsed.data;
 }
@@ -100,7 +111,9 @@ export function parseConfig(text: string, source: string): Config {
  * Loads `<home>/config.yaml`, creating it with the defaults when absent.
  * @throws {ConfigError}
  */
-export async function loadConfig(home: string): Promise<{ config: Config; path: string; created: boolean }> {
+export async function loadConfig(
+  home: string,
+): Promise<{ config: Config; path: string; created: boolean }> {
   const path = `${home}/config.yaml`;
   let text: string;
   let created = false;

@@ -20,7 +20,13 @@ export class EventRing {
 
   /** Appends an event and wakes long-pollers. */
   push(source: string, type: string, data: Record<string, unknown>): SystemEvent {
-    const event: SystemEvent = { seq: ++this.#seq, ts: new Date().toISOString(), source, type, data };
+    const event: SystemEvent = {
+      seq: ++this.#seq,
+      ts: new Date().toISOString(),
+      source,
+      type,
+      data,
+    };
     this.#events.push(event);
     if (this.#events.length > EVENT_RING_SIZE) this.#events.shift();
     for (const wake of this.#waiters) wake();

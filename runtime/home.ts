@@ -11,7 +11,10 @@ export const HOME_DIRS = ["audit", "logs", "run", "jobs"] as const;
  * Picks the state dir: explicit flag, then SECAI_HOME, then the XDG default.
  * @returns an absolute path
  */
-export function resolveHome(flag: string | undefined, env: { get(key: string): string | undefined }): string {
+export function resolveHome(
+  flag: string | undefined,
+  env: { get(key: string): string | undefined },
+): string {
   const chosen = flag ?? env.get("SECAI_HOME") ?? defaultHome(env);
   if (!chosen) throw new TypeError("Cannot determine the state dir: set SECAI_HOME or pass --home");
   return chosen.startsWith("/") ? chosen : `${Deno.cwd()}/${chosen}`;

@@ -13,7 +13,7 @@ const Name = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/);
 const PathRef = z.string().regex(
   /^(home|project):[A-Za-z0-9._/-]{0,200}$/,
   'expected "home:<relative path>" or "project:<relative path>"',
-).refine((p) => !p.split(/[:/]/).includes(".."), "must not contain \"..\"");
+).refine((p) => !p.split(/[:/]/).includes(".."), 'must not contain ".."');
 /** Net references: `host:port`, or `gateway:listen` (resolved from the gateway config). */
 const NetRef = z.string().regex(/^([a-z0-9.-]{1,253}:\d{1,5}|gateway:listen)$/);
 

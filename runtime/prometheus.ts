@@ -29,12 +29,16 @@ export function renderPrometheus(
   out.push("# HELP secai_uptime_seconds Seconds since the supervisor started.");
   out.push("# TYPE secai_uptime_seconds gauge");
   out.push(`secai_uptime_seconds ${system.uptimeSeconds.toFixed(3)}`);
-  out.push("# HELP secai_process_resident_memory_bytes RSS of the supervisor process (all workers).");
+  out.push(
+    "# HELP secai_process_resident_memory_bytes RSS of the supervisor process (all workers).",
+  );
   out.push("# TYPE secai_process_resident_memory_bytes gauge");
   out.push(`secai_process_resident_memory_bytes ${system.rssBytes}`);
   out.push("# HELP secai_control_up 1 when the control's worker is ready.");
   out.push("# TYPE secai_control_up gauge");
-  for (const c of controls) out.push(`secai_control_up{control="${label(c.name)}"} ${c.isUp ? 1 : 0}`);
+  for (const c of controls) {
+    out.push(`secai_control_up{control="${label(c.name)}"} ${c.isUp ? 1 : 0}`);
+  }
   out.push("# HELP secai_control_restarts_total Restarts since the supervisor started.");
   out.push("# TYPE secai_control_restarts_total counter");
   for (const c of controls) {

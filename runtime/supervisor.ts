@@ -7,7 +7,13 @@
  * @module
  */
 import { type Config } from "./config.ts";
-import { buildManifest, type ControlSpec, type ControlSpecInput, DEFAULT_CONTROLS, type Manifest } from "./manifest.ts";
+import {
+  buildManifest,
+  type ControlSpec,
+  type ControlSpecInput,
+  DEFAULT_CONTROLS,
+  type Manifest,
+} from "./manifest.ts";
 import { grantFor, type PermissionRoots, toWorkerPermissions } from "./permissions.ts";
 import { EventRing } from "./events.ts";
 import { renderPrometheus } from "./prometheus.ts";
@@ -16,7 +22,12 @@ import { type ApiContract, RpcClient, type RpcServer, serveRpc } from "./kit/rpc
 import { RpcError } from "./kit/errors.ts";
 import { type FromWorker, FromWorkerSchema, type ToWorker } from "./kit/protocol.ts";
 import type { HistogramSnapshot } from "./kit/metrics.ts";
-import { type ControlState, type ControlStatus, type GrantedPermissions, systemApi } from "./kit/system_api.ts";
+import {
+  type ControlState,
+  type ControlStatus,
+  type GrantedPermissions,
+  systemApi,
+} from "./kit/system_api.ts";
 import { type JobInput, type JobLimits, type JobResult, sandboxApi } from "./kit/sandbox_api.ts";
 import { auditAppendApi } from "../workers/audit/api.ts";
 import { describeZodError } from "./kit/validate.ts";
@@ -288,7 +299,10 @@ export class Supervisor {
     this.#setState(c, "stopping", null);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        log("warn", "Control did not stop in time; terminating", { control: c.spec.name, timeoutMs });
+        log("warn", "Control did not stop in time; terminating", {
+          control: c.spec.name,
+          timeoutMs,
+        });
         resolve();
       }, timeoutMs);
       c.onStopped = () => {

@@ -111,13 +111,18 @@ Deno.test("a worker denied a path, host, env, run or ffi gets NotCapable and can
 Deno.test("a control without an edge to a peer cannot reach it", async () => {
   const controls = probeControls();
   // relay without `uses: ["probe"]`: its setup asks for the probe client and must fail.
-  controls[1] = { ...controls[1]!, uses: [], restart: { ...FAST_RESTART, maxRestarts: 0 } };
+  const [probe, relay] = controls;
+  if (!probe || !relay) throw new Error("fixture missing");
+  controls[1] = { ...relay, uses: [], restart: { ...FAST_RESTART, maxRestarts: 0 } };
   const sys = await startSystem({ controls, readyTimeoutMs: 3000 });
   try {
     assert(!sys.isReady);
-    await eventually(() => sys.supervisor.status().find((r) => r.name === "relay")?.state === "failed", {
-      what: "relay failed",
-    });
+    await eventually(
+      () => sys.supervisor.status().find((r) => r.name === "relay")?.state === "failed",
+      {
+        what: "relay failed",
+      },
+    );
     const row = sys.supervisor.status().find((r) => r.name === "relay");
     assert(row?.lastError?.includes('has no capability for "probe"'), row?.lastError ?? "");
   } finally {
@@ -129,7 +134,7 @@ Deno.test("structured errors cross the worker boundary intact", async () => {
   const sys = await startSystem({ controls: probeControls() });
   try {
     const probe = sys.supervisor.client(probeApi);
-    const err = await probe.call("fail", { code: "POLICY_DENIED", message: "Denied by rule \"x\"" })
+    const err = await probe.call("fail", { code: "POLICY_DENIED", message: 'Denied by rule "x"' })
       .then(() => null, (e) => e);
     assert(err instanceof RpcError);
     equal(err.code, "POLICY_DENIED");
@@ -164,7 +169,9 @@ Deno.test("an uncaught error in a worker is a crash, not the supervisor's", asyn
   try {
     const probe = sys.supervisor.client(probeApi);
     await probe.call("crash", null);
-    await eventually(() => (sys.supervisor.status()[0]?.restarts ?? 0) >= 1, { what: "crash seen" });
+    await eventually(() => (sys.supervisor.status()[0]?.restarts ?? 0) >= 1, {
+      what: "crash seen",
+    });
     await eventually(() => sys.supervisor.isReady, { what: "restart" });
     equal(await probe.call("echo", "back"), "back");
   } finally {
@@ -177,7 +184,9 @@ Deno.test("a hung worker misses heartbeats and is restarted", async () => {
   try {
     const probe = sys.supervisor.client(probeApi);
     await probe.call("hang", null);
-    await eventually(() => (sys.supervisor.status()[0]?.restarts ?? 0) >= 1, { what: "hang detected" });
+    await eventually(() => (sys.supervisor.status()[0]?.restarts ?? 0) >= 1, {
+      what: "hang detected",
+    });
     assert(sys.supervisor.status()[0]?.lastError?.includes("heartbeats"));
     await eventually(() => sys.supervisor.isReady, { what: "restart" });
     equal(await probe.call("echo", "alive"), "alive");

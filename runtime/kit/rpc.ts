@@ -52,35 +52,69 @@ export const DEFAULT_DEADLINE_MS = 5_000;
 /** Most calls one server port runs at once; more are refused with OVERLOADED. */
 export const MAX_IN_FLIGHT = 256;
 
-const RequestSchema = z.strictObject({
-  t: z.literal("req"),
-  id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-  method: z.string().min(1).max(64),
-  params: z.unknown(),
-  deadline: z.number().finite(),
-});
-const CancelSchema = z.strictObject({
-  t: z.literal("cancel"),
-  id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-});
-const WireErrorSchema = z.strictObject({
-  code: z.string().regex(ERROR_CODE_PATTERN),
-  message: z.string().max(4000),
-});
-const ResponseSchema = z.discriminatedUnion("ok", [
-  z.strictObject({
-    t: z.literal("res"),
-    id: z.number().int().positive(),
-    ok: z.literal(true),
-    result: z.unknown(),
-  }),
-  z.strictObject({
-    t: z.literal("res"),
-    id: z.number().int().positive(),
-    ok: z.literal(false),
-    error: WireErrorSchema,
-  }),
-]);
+/** A request on the wire. */
+interface WireRequest {
+  t: "req";
+  id: number;
+  method: string;
+  params: unknown;
+  deadline: number;
+}
+/** A response on the wire. */
+type WireResponse =
+  | { t: "res"; id: number; ok: true; result: unknown }
+  | { t: "res"; id: number; ok: false; error: { code: string; message: string } };
+
+// Envelopes are read by hand, not by zod: they sit on the hot path of every call (zod would
+// double the round trip). The readers are as strict as a strictObject: exact key sets,
+// exact types, bounded strings.
+function hasExactKeys(value: object, keys: readonly string[]): boolean {
+  const own = Object.keys(value);
+  return own.length === keys.length && keys.every((k) => Object.hasOwn(value, k));
+}
+function isId(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+}
+const REQUEST_KEYS = ["t", "id", "method", "params", "deadline"] as const;
+const CANCEL_KEYS = ["t", "id"] as const;
+const OK_KEYS = ["t", "id", "ok", "result"] as const;
+const ERR_KEYS = ["t", "id", "ok", "error"] as const;
+const ERROR_KEYS = ["code", "message"] as const;
+
+/** Reads a request envelope; returns a reason string when it is malformed. */
+function readRequest(data: unknown): WireRequest | string {
+  if (typeof data !== "object" || data === null) return "not an object";
+  const m = data as Record<string, unknown>;
+  if (m.t !== "req" || !hasExactKeys(m, REQUEST_KEYS)) return "unexpected fields";
+  if (!isId(m.id)) return "bad id";
+  if (typeof m.method !== "string" || m.method.length < 1 || m.method.length > 64) {
+    return "bad method";
+  }
+  if (typeof m.deadline !== "number" || !Number.isFinite(m.deadline)) return "bad deadline";
+  return m as unknown as WireRequest;
+}
+
+/** Reads a cancel envelope. */
+function readCancel(data: unknown): number | null {
+  if (typeof data !== "object" || data === null) return null;
+  const m = data as Record<string, unknown>;
+  return m.t === "cancel" && hasExactKeys(m, CANCEL_KEYS) && isId(m.id) ? m.id : null;
+}
+
+/** Reads a response envelope; null when malformed. */
+function readResponse(data: unknown): WireResponse | null {
+  if (typeof data !== "object" || data === null) return null;
+  const m = data as Record<string, unknown>;
+  if (m.t !== "res" || !isId(m.id)) return null;
+  if (m.ok === true) return hasExactKeys(m, OK_KEYS) ? (m as unknown as WireResponse) : null;
+  if (m.ok !== false || !hasExactKeys(m, ERR_KEYS)) return null;
+  const e = m.error;
+  if (typeof e !== "object" || e === null || !hasExactKeys(e, ERROR_KEYS)) return null;
+  const { code, message } = e as Record<string, unknown>;
+  if (typeof code !== "string" || !ERROR_CODE_PATTERN.test(code)) return null;
+  if (typeof message !== "string" || message.length > 4000) return null;
+  return m as unknown as WireResponse;
+}
 
 /** Options of a single call. */
 export interface CallOptions {
@@ -105,7 +139,10 @@ interface Pending {
   reject: (error: RpcError) => void;
   method: string;
   started: number;
-  cleanup: () => void;
+  /** performance.now() at which the call times out. */
+  deadline: number;
+  deadlineMs: number;
+  cleanup: (() => void) | null;
 }
 
 /**
@@ -120,6 +157,9 @@ export class RpcClient<C extends ApiContract> {
   #downReason = "not connected";
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
+  /** One timer for all deadlines (a timer per call would double the cost of a round trip). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
 
   /**
    * @param contract the contract the port serves
@@ -155,6 +195,9 @@ export class RpcClient<C extends ApiContract> {
   /** Closes the port and fails every pending call. */
   close(): void {
     this.setPort(null, "client closed");
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
   }
 
   /**
@@ -195,17 +238,16 @@ export class RpcClient<C extends ApiContract> {
       DEFAULT_DEADLINE_MS;
     const id = this.#nextId++;
     return new Promise<CallOutput<C, K>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#settle(
-          id,
-          "DEADLINE_EXCEEDED",
-          `${this.#label()}.${method} timed out after ${deadlineMs} ms`,
-        );
-      }, deadlineMs);
-      const onAbort = () => {
-        this.#settle(id, "CANCELLED", `Call to ${this.#label()}.${method} was cancelled`);
-      };
-      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const started = performance.now();
+      const signal = options.signal;
+      let cleanup: (() => void) | null = null;
+      if (signal) {
+        const onAbort = () => {
+          this.#settle(id, "CANCELLED", `Call to ${this.#label()}.${method} was cancelled`);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        cleanup = () => signal.removeEventListener("abort", onAbort);
+      }
       this.#pending.set(id, {
         resolve: (value) => {
           const out = spec.output.safeParse(value);
@@ -223,12 +265,12 @@ export class RpcClient<C extends ApiContract> {
         },
         reject,
         method,
-        started: performance.now(),
-        cleanup: () => {
-          clearTimeout(timer);
-          options.signal?.removeEventListener("abort", onAbort);
-        },
+        started,
+        deadline: started + deadlineMs,
+        deadlineMs,
+        cleanup,
       });
+      this.#armTimer(started + deadlineMs);
       port.postMessage({
         t: "req",
         id,
@@ -237,6 +279,32 @@ export class RpcClient<C extends ApiContract> {
         deadline: Date.now() + deadlineMs,
       });
     });
+  }
+
+  /** Makes sure the shared timer fires no later than `at`. */
+  #armTimer(at: number): void {
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()));
+  }
+
+  /** Fails every call past its deadline, then re-arms for the next one. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, p] of [...this.#pending]) {
+      if (p.deadline <= now + 1) {
+        this.#settle(
+          id,
+          "DEADLINE_EXCEEDED",
+          `${this.#label()}.${p.method} timed out after ${p.deadlineMs} ms`,
+        );
+      } else next = Math.min(next, p.deadline);
+    }
+    if (next !== Infinity) this.#armTimer(next);
   }
 
   #label(): string {
@@ -255,7 +323,7 @@ export class RpcClient<C extends ApiContract> {
     const pending = this.#pending.get(id);
     if (!pending) return undefined;
     this.#pending.delete(id);
-    pending.cleanup();
+    pending.cleanup?.();
     this.#options.onLatency?.(pending.method, (performance.now() - pending.started) / 1000, isOk);
     return pending;
   }
@@ -267,16 +335,16 @@ export class RpcClient<C extends ApiContract> {
   }
 
   #onMessage(data: unknown): void {
-    const msg = ResponseSchema.safeParse(data);
+    const msg = readResponse(data);
     // A peer that breaks the protocol is not trusted with anything still pending.
-    if (!msg.success) {
+    if (!msg) {
       this.#failAll("PROTOCOL_ERROR", `${this.#label()} sent a malformed message`);
       return;
     }
-    const pending = this.#take(msg.data.id, msg.data.ok);
+    const pending = this.#take(msg.id, msg.ok);
     if (!pending) return; // late answer to a call that already timed out or was cancelled
-    if (msg.data.ok) pending.resolve(msg.data.result);
-    else pending.reject(new RpcError(msg.data.error.code, msg.data.error.message));
+    if (msg.ok) pending.resolve(msg.result);
+    else pending.reject(new RpcError(msg.error.code, msg.error.message));
   }
 }
 
@@ -315,6 +383,49 @@ export interface RpcServer {
 }
 
 /**
+ * One call being served. Its AbortSignal and deadline timer are created only when the handler
+ * asks for the signal: most handlers never do, and a timer per call is measurable.
+ */
+class InFlight {
+  #controller: AbortController | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #isAborted = false;
+  readonly #expiresAt: number;
+
+  constructor(remainingMs: number) {
+    this.#expiresAt = performance.now() + remainingMs;
+  }
+
+  get isAborted(): boolean {
+    return this.#isAborted || performance.now() >= this.#expiresAt;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = this.#controller = new AbortController();
+      if (this.#isAborted) controller.abort();
+      else {
+        this.#timer = setTimeout(
+          () => this.abort(),
+          Math.max(0, this.#expiresAt - performance.now()),
+        );
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  abort(): void {
+    this.#isAborted = true;
+    clearTimeout(this.#timer);
+    this.#controller?.abort();
+  }
+
+  done(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/**
  * Serves a contract on a port. Invalid envelopes, unknown methods and inputs outside the
  * contract are answered with an error and never reach a handler.
  */
@@ -324,7 +435,7 @@ export function serveRpc<C extends ApiContract>(
   handlers: Handlers<C>,
   options: ServeRpcOptions,
 ): RpcServer {
-  const inFlight = new Map<number, AbortController>();
+  const inFlight = new Map<number, InFlight>();
   const where = `${options.self}.${contract.name}`;
   const reply = (
     id: number,
@@ -336,7 +447,7 @@ export function serveRpc<C extends ApiContract>(
     reply(id, { ok: false, error: { code, message } });
   };
 
-  async function handle(req: z.infer<typeof RequestSchema>): Promise<void> {
+  async function handle(req: WireRequest): Promise<void> {
     const started = performance.now();
     let isOk = false;
     const spec = Object.hasOwn(contract.methods, req.method)
@@ -365,16 +476,17 @@ export function serveRpc<C extends ApiContract>(
       fail(req.id, "OVERLOADED", `${where} has too many calls in flight`);
       return;
     }
-    const controller = new AbortController();
-    inFlight.set(req.id, controller);
-    const timer = setTimeout(() => controller.abort(), remaining);
+    const call = new InFlight(remaining);
+    inFlight.set(req.id, call);
     try {
       const result = await handler(input.data, {
-        signal: controller.signal,
+        get signal() {
+          return call.signal;
+        },
         deadline: req.deadline,
         caller: options.caller,
       });
-      if (controller.signal.aborted) return; // the caller already gave up
+      if (call.isAborted) return; // the caller already gave up
       const out = spec.output.safeParse(result);
       if (!out.success) {
         fail(req.id, "INTERNAL", `${where}.${req.method} produced an invalid result`);
@@ -383,12 +495,12 @@ export function serveRpc<C extends ApiContract>(
       isOk = true;
       reply(req.id, { ok: true, result: out.data });
     } catch (err) {
-      if (!controller.signal.aborted) {
+      if (!call.isAborted) {
         const wire = toWireError(err, `${where}.${req.method}`);
         reply(req.id, { ok: false, error: wire });
       }
     } finally {
-      clearTimeout(timer);
+      call.done();
       inFlight.delete(req.id);
       options.onServed?.(req.method, (performance.now() - started) / 1000, isOk);
     }
@@ -396,24 +508,22 @@ export function serveRpc<C extends ApiContract>(
 
   port.onmessage = (event) => {
     const data = event.data;
-    const cancel = CancelSchema.safeParse(data);
-    if (cancel.success) {
-      inFlight.get(cancel.data.id)?.abort();
+    const cancel = readCancel(data);
+    if (cancel !== null) {
+      inFlight.get(cancel)?.abort();
       return;
     }
-    const req = RequestSchema.safeParse(data);
-    if (!req.success) {
+    const req = readRequest(data);
+    if (typeof req === "string") {
       const id = (data as { id?: unknown } | null)?.id;
-      if (typeof id === "number" && Number.isSafeInteger(id) && id > 0) {
-        fail(id, "PROTOCOL_ERROR", `Malformed request to ${where}: ${describeZodError(req.error)}`);
-      }
+      if (isId(id)) fail(id, "PROTOCOL_ERROR", `Malformed request to ${where}: ${req}`);
       return;
     }
-    void handle(req.data);
+    void handle(req);
   };
   return {
     close() {
-      for (const controller of inFlight.values()) controller.abort();
+      for (const call of inFlight.values()) call.abort();
       inFlight.clear();
       port.onmessage = null;
       port.close();

@@ -64,7 +64,11 @@ Deno.test("call() returns the validated result", async () => {
   }
 });
 
-const rejections: { name: string; run: (c: ReturnType<typeof pair>["client"]) => Promise<unknown>; code: string }[] = [
+const rejections: {
+  name: string;
+  run: (c: ReturnType<typeof pair>["client"]) => Promise<unknown>;
+  code: string;
+}[] = [
   {
     name: "rejects input outside the contract before sending",
     run: (c) => c.call("add", { a: 1, b: "2" } as unknown as { a: number; b: number }),
@@ -75,7 +79,11 @@ const rejections: { name: string; run: (c: ReturnType<typeof pair>["client"]) =>
     run: (c) => c.call("add", { a: 1, b: 2, admin: true } as unknown as { a: number; b: number }),
     code: "INVALID_REQUEST",
   },
-  { name: "rejects a result outside the contract", run: (c) => c.call("lie", null), code: "INTERNAL" },
+  {
+    name: "rejects a result outside the contract",
+    run: (c) => c.call("lie", null),
+    code: "INTERNAL",
+  },
   { name: "hides internal error details", run: (c) => c.call("boom", null), code: "INTERNAL" },
   {
     name: "times out at the deadline",
@@ -148,7 +156,13 @@ Deno.test("serveRpc() answers malformed envelopes and unknown methods with error
     };
   });
   channel.port1.postMessage({ t: "req", id: 1, method: "add", params: {}, deadline: "soon" });
-  channel.port1.postMessage({ t: "req", id: 2, method: "__proto__", params: null, deadline: Date.now() + 1000 });
+  channel.port1.postMessage({
+    t: "req",
+    id: 2,
+    method: "__proto__",
+    params: null,
+    deadline: Date.now() + 1000,
+  });
   await got;
   deepEqual(replies.map((r) => (r as { error: { code: string } }).error.code).sort(), [
     "PROTOCOL_ERROR",

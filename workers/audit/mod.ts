@@ -5,7 +5,7 @@
  * @module
  */
 import { runControl, serve } from "../../runtime/kit/worker.ts";
-import { AuditConfigSchema, auditAppendApi, auditQueryApi } from "./api.ts";
+import { auditAppendApi, AuditConfigSchema, auditQueryApi } from "./api.ts";
 import { AuditStore } from "./store.ts";
 
 runControl(async (ctx) => {

@@ -114,7 +114,9 @@ export class AuditStore {
     control?: string | undefined;
     type?: string | undefined;
   }): Promise<{ entries: AuditEntry[]; next: number | null; total: number }> {
-    const text = new TextDecoder().decode((await Deno.readFile(this.#path)).subarray(0, this.#size));
+    const text = new TextDecoder().decode(
+      (await Deno.readFile(this.#path)).subarray(0, this.#size),
+    );
     const lines = text.split("\n");
     const entries: AuditEntry[] = [];
     let next: number | null = null;

@@ -7,7 +7,7 @@
  */
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
-import { type Decision, PolicyConfigSchema, policyApi } from "./api.ts";
+import { type Decision, policyApi, PolicyConfigSchema } from "./api.ts";
 import { decideDefault } from "./decide.ts";
 
 runControl((ctx) => {
