@@ -48,7 +48,7 @@ Deno.test("supervisor lifecycle events are appended to the audit log by the supe
 });
 
 Deno.test("policy unreachable means the caller gets an error, never an allow", async () => {
-  const sys = await startSystem({ controls: undefined });
+  const sys = await startSystem();
   try {
     const policy = sys.supervisor.client(policyApi);
     sys.supervisor.kill("policy");

@@ -88,7 +88,7 @@ export const systemApi = defineApi("system", {
     }),
     output: z.strictObject({
       events: z.array(SystemEventSchema).max(500),
-      /** Highest seq known; pass it back as `after`. */
+      /** Seq of the last event returned (the newest known when none); pass it back as `after`. */
       last: z.number().int().min(-1),
       /** True when events older than `after` were dropped from the ring. */
       gap: z.boolean(),

@@ -1,0 +1,274 @@
+/**
+ * The live capability matrix: system state plus one row per control (state, restarts,
+ * granted permissions, peers, jobs). Rendered on the server inside the status page, then
+ * hydrated: it listens to `/api/v1/events` and reloads `/api/v1/controls` whenever the system
+ * reports something, reconnecting when the stream breaks.
+ *
+ * Written with `h()` rather than JSX: the project compiles JSX with Deno's `precompile`
+ * transform, whose output (string templates) only preact-render-to-string understands, and
+ * islands must also render in the browser.
+ * @module
+ */
+import { type ComponentChildren, h, type JSX } from "preact";
+import { useEffect } from "preact/hooks";
+import { useSignal } from "@preact/signals";
+
+/** Permissions as shown in the matrix. */
+export interface PermissionsView {
+  read: string[];
+  write: string[];
+  net: string[];
+  env: string[];
+  sys: string[];
+  run: boolean;
+  ffi: boolean;
+  import: boolean;
+}
+
+/** One control's row. */
+export interface ControlView {
+  name: string;
+  description: string;
+  state: string;
+  required: boolean;
+  restarts: number;
+  lastError: string | null;
+  since: string;
+  permissions: PermissionsView;
+  provides: string[];
+  uses: { api: string; control: string }[];
+  jobs: string[];
+}
+
+/** The system as shown on the page (`/api/v1/controls`). */
+export interface StatusView {
+  ready: boolean;
+  state: string;
+  version: string;
+  startedAt: string;
+  controls: ControlView[];
+}
+
+/** Props of {@link LiveControls}. */
+export interface LiveControlsProps {
+  /** The state rendered on the server. */
+  initial: StatusView;
+}
+
+type Link = "snapshot" | "connecting" | "live" | "reconnecting";
+
+const LINK_TEXT: Record<Link, string> = {
+  snapshot: "Snapshot taken when the page loaded.",
+  connecting: "Connecting to live updates…",
+  live: "Live: updates as controls change.",
+  reconnecting: "Live updates interrupted; reconnecting…",
+};
+
+const EVENTS_URL = "/api/v1/events";
+const CONTROLS_URL = "/api/v1/controls";
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * The capability matrix, kept live in the browser.
+ * @param props the server-rendered state
+ * @returns the matrix
+ */
+export default function LiveControls({ initial }: LiveControlsProps): JSX.Element {
+  const status = useSignal(initial);
+  const link = useSignal<Link>("snapshot");
+
+  useEffect(() => {
+    let source: EventSource | null = null;
+    let retryTimer: ReturnType<typeof setTimeout> | undefined;
+    let backoffMs = 1_000;
+    let isStopped = false;
+    let isLoading = false;
+    let isStale = false;
+
+    // Coalesces bursts of events into at most one request in flight plus one queued.
+    async function reload(): Promise<void> {
+      if (isLoading) {
+        isStale = true;
+        return;
+      }
+      isLoading = true;
+      try {
+        const res = await fetch(CONTROLS_URL, { headers: { accept: "application/json" } });
+        const body: unknown = res.ok ? await res.json() : null;
+        if (!isStopped && isStatusView(body)) status.value = body;
+      } catch (_err) {
+        // The event stream reports the outage and reconnects; the table keeps its last state.
+        if (!isStopped) link.value = "reconnecting";
+      } finally {
+        isLoading = false;
+        if (isStale && !isStopped) {
+          isStale = false;
+          void reload();
+        }
+      }
+    }
+
+    function connect(): void {
+      link.value = "connecting";
+      const es = new EventSource(EVENTS_URL);
+      source = es;
+      es.addEventListener("open", () => {
+        link.value = "live";
+        backoffMs = 1_000;
+        void reload(); // events may have happened while disconnected
+      });
+      es.addEventListener("system", () => void reload());
+      es.addEventListener("gap", () => void reload());
+      es.addEventListener("error", () => {
+        link.value = "reconnecting";
+        // CONNECTING: the browser retries by itself. CLOSED (e.g. a 503 answer): we retry.
+        if (es.readyState !== EventSource.CLOSED || isStopped) return;
+        es.close();
+        retryTimer = setTimeout(connect, backoffMs);
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+      });
+    }
+
+    connect();
+    return () => {
+      isStopped = true;
+      clearTimeout(retryTimer);
+      source?.close();
+    };
+  }, []);
+
+  const view = status.value;
+  return h(
+    "section",
+    { class: "live-controls", "aria-labelledby": "matrix-title" },
+    h(
+      "dl",
+      { class: "summary" },
+      term("System", h("span", { class: `state state-${view.state}` }, view.state)),
+      term("Ready", view.ready ? "yes" : "no"),
+      term("Version", view.version),
+      term("Started", h("time", { dateTime: view.startedAt }, view.startedAt)),
+    ),
+    h("p", { class: "link", role: "status" }, LINK_TEXT[link.value]),
+    h("h2", { id: "matrix-title" }, "Capability matrix"),
+    h(
+      "div",
+      { class: "table-wrap", tabIndex: 0, role: "region", "aria-label": "Capability matrix table" },
+      h(
+        "table",
+        { class: "matrix" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ...[
+              "Control",
+              "State",
+              "Restarts",
+              "Permissions",
+              "Provides",
+              "Uses (contract → control)",
+              "Jobs",
+            ].map((label) => h("th", { scope: "col", key: label }, label)),
+          ),
+        ),
+        h("tbody", null, ...view.controls.map((control) => row(control))),
+      ),
+    ),
+  );
+}
+
+function term(label: string, value: ComponentChildren): JSX.Element {
+  return h("div", null, h("dt", null, label), h("dd", null, value));
+}
+
+function row(control: ControlView): JSX.Element {
+  const p = control.permissions;
+  return h(
+    "tr",
+    { key: control.name, id: `control-${control.name}` },
+    h(
+      "th",
+      { scope: "row" },
+      h("span", { class: "name" }, control.name),
+      control.required ? h("span", { class: "tag" }, "required") : null,
+      h("span", { class: "description" }, control.description),
+    ),
+    h(
+      "td",
+      null,
+      h("span", { class: `state state-${control.state}` }, control.state),
+      h(
+        "span",
+        { class: "since" },
+        "since ",
+        h("time", { dateTime: control.since }, control.since),
+      ),
+      control.lastError === null ? null : h("span", { class: "error" }, control.lastError),
+    ),
+    h("td", { class: "number" }, String(control.restarts)),
+    h(
+      "td",
+      null,
+      h(
+        "dl",
+        { class: "perms" },
+        perm("read", p.read),
+        perm("write", p.write),
+        perm("net", p.net),
+        perm("env", p.env),
+        perm("sys", p.sys),
+        perm(
+          "run · ffi · import",
+          [p.run, p.ffi, p.import].map((v) => (v ? "yes" : "no")).join(" · "),
+        ),
+      ),
+    ),
+    h("td", null, list(control.provides)),
+    h("td", null, list(control.uses.map((u) => `${u.api} → ${u.control}`))),
+    h("td", null, list(control.jobs)),
+  );
+}
+
+function perm(label: string, value: string[] | string): JSX.Element {
+  return h(
+    "div",
+    null,
+    h("dt", null, label),
+    h("dd", null, typeof value === "string" ? value : list(value)),
+  );
+}
+
+function list(items: string[]): ComponentChildren {
+  if (items.length === 0) return h("span", { class: "none" }, "none");
+  return h("ul", { class: "plain" }, ...items.map((item) => h("li", { key: item }, item)));
+}
+
+/** Checks the shape of `/api/v1/controls` before showing it (the island has no zod). */
+function isStatusView(value: unknown): value is StatusView {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.ready === "boolean" && typeof v.state === "string" &&
+    typeof v.version === "string" && typeof v.startedAt === "string" &&
+    Array.isArray(v.controls) && v.controls.every(isControlView);
+}
+
+function isControlView(value: unknown): value is ControlView {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  const p = v.permissions as Record<string, unknown> | null | undefined;
+  const isStrings = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === "string");
+  return typeof v.name === "string" && typeof v.description === "string" &&
+    typeof v.state === "string" && typeof v.required === "boolean" &&
+    typeof v.restarts === "number" && (v.lastError === null || typeof v.lastError === "string") &&
+    typeof v.since === "string" && typeof p === "object" && p !== null &&
+    ["read", "write", "net", "env", "sys"].every((k) => isStrings(p[k])) &&
+    isStrings(v.provides) && isStrings(v.jobs) && Array.isArray(v.uses) &&
+    v.uses.every((u: unknown) =>
+      typeof u === "object" && u !== null &&
+      typeof (u as Record<string, unknown>).api === "string" &&
+      typeof (u as Record<string, unknown>).control === "string"
+    );
+}
