@@ -96,7 +96,18 @@ export function parseConfig(text: string, source: string): Config {
       `Config "${source}" is not valid YAML: ${yamlError.message.split("\n")[0]}`,
     );
   }
-  const value = doc.toJS({ maxAliasCount: 0 }) ?? {};
+  let value: unknown;
+  try {
+    // Aliases are refused outright: they add nothing a config needs and enable "billion
+    // laughs" expansion.
+    value = doc.toJS({ maxAliasCount: 0 }) ?? {};
+  } catch (err) {
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `Config "${source}" uses YAML aliases, which are not allowed`,
+      { cause: err },
+    );
+  }
   const parsed = ConfigSchema.safeParse(value);
   if (!parsed.success) {
     throw new ConfigError(

@@ -17,6 +17,7 @@ const invalid: { name: string; yaml: string; mentions: string }[] = [
   { name: "broken YAML", yaml: "gateway: [\n", mentions: "not valid YAML" },
   { name: "a host with spaces", yaml: "gateway:\n  host: 'a b'\n", mentions: '"gateway.host"' },
   { name: "a non-mapping document", yaml: "- 1\n- 2\n", mentions: "(root)" },
+  { name: "a YAML alias", yaml: "a: &x {}\ngateway: *x\n", mentions: "aliases" },
 ];
 for (const c of invalid) {
   Deno.test(`parseConfig() refuses ${c.name} and names the field`, () => {
