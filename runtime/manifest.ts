@@ -49,10 +49,14 @@ export const ControlSpecSchema = z.strictObject({
   provides: z.array(Name).max(16).default([]),
   /** Contracts this control may call: one port each, nothing else is reachable. */
   uses: z.array(Name).max(16).default([]),
-  /** Sandbox job modules this control may run: name → module path under the project. */
+  /**
+   * Sandbox job modules this control may run: name → module path under the project, always
+   * in a `jobs/` folder (shipped controls: `workers/<control>/jobs/`, checked by the
+   * architecture test; test fixtures: `tests/fixtures/jobs/`).
+   */
   jobs: z.record(
     z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/),
-    z.string().regex(/^workers\/[a-z0-9-]+\/jobs\/[a-z0-9_]+\.ts$/),
+    z.string().regex(/^(workers\/[a-z0-9-]+|tests\/fixtures)\/jobs\/[a-z0-9_]+\.ts$/),
   ).default({}),
   restart: RestartPolicySchema.default({}),
   /** Time from spawn to `ready`; longer ⇒ treated as a crash. */

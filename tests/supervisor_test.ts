@@ -80,7 +80,7 @@ Deno.test("a worker denied a path, host, env, run or ffi gets NotCapable and can
         ffi: "NotCapable",
         broadcastChannel: "undefined",
         escalatedWorker: "NotCapable",
-        noCapability: "TypeError",
+        noCapability: "RpcError",
       });
       const allowed = await probe.call("attempt", {
         readPath: `${sys.home}/allowed/ok.txt`,

@@ -23,8 +23,8 @@ export interface ControlContext {
   /** Aborted when the supervisor asks the control to stop. */
   signal: AbortSignal;
   /**
-   * Client for a granted contract. Throws `TypeError` when the manifest gave this control no
-   * edge to it: a missing capability is a programming error, not a runtime condition.
+   * Client for a granted contract. Throws {@link RpcError} NO_CAPABILITY when the manifest
+   * gave this control no edge to it (the code crosses RPC boundaries intact).
    */
   client<C extends ApiContract>(contract: C): RpcClient<C>;
   /** Whether the manifest granted an edge to the contract. */
@@ -115,7 +115,8 @@ export function runControl(setup: ControlSetup): void {
         const existing = clients.get(contract.name);
         if (existing) return existing as unknown as RpcClient<C>;
         if (!ports.has(contract.name)) {
-          throw new TypeError(
+          throw new RpcError(
+            "NO_CAPABILITY",
             `Control "${msg.control}" has no capability for "${contract.name}" in the manifest`,
           );
         }

@@ -1,0 +1,253 @@
+/**
+ * `secai` — the command line. Exit codes: 0 ok, 1 failure or denied, 2 usage error.
+ * Run through the `./secai` launcher, which supplies the pinned Deno and the supervisor's
+ * permissions.
+ * @module
+ */
+import { parseArgs, parsePort, UsageError } from "./cli_args.ts";
+import { VERSION } from "./version.ts";
+import { prepareHome, resolveHome } from "./home.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { Supervisor } from "./supervisor.ts";
+import { configureLog, log, print, printError } from "./log.ts";
+import { ManifestError } from "./manifest.ts";
+import { JobRunner } from "./sandbox/mod.ts";
+import { ensureIslandBundle } from "./bundle.ts";
+import { writeFileAtomic } from "./kit/fs.ts";
+import { controlsCommand } from "./cli_controls.ts";
+
+const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+const USAGE = `SecAI Runtime ${VERSION} — local-first, air-gapped AI appliance
+
+Usage: secai <command> [options]
+
+Commands:
+  start    Start the runtime (supervisor, controls, gateway) in the foreground
+  status   Show the state of a running instance
+  controls Show the evidence matrix: each control, its status and the tests proving it
+  version  Print the version
+  help     Show this help
+
+Options:
+  --home DIR   State dir (env SECAI_HOME; default ~/.local/share/secai)
+  --port N     Gateway port for this run (env SECAI_PORT; start only)
+  --json       Structured output (status, version; JSON log lines for start)
+
+Exit codes: 0 ok, 1 failure or not ready, 2 usage error`;
+
+/** Runs one CLI invocation and returns its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command = "help", ...rest] = argv;
+  try {
+    switch (command) {
+      case "start":
+        return await start(rest);
+      case "status":
+        return await status(rest);
+      case "controls":
+        return await controlsCommand(rest);
+      case "version": {
+        const { flags } = parseArgs(rest, { json: "boolean" });
+        print(flags.json ? JSON.stringify({ version: VERSION, deno: Deno.version.deno }) : VERSION);
+        return 0;
+      }
+      case "help":
+      case "--help":
+      case "-h":
+        print(USAGE);
+        return 0;
+      default:
+        throw new UsageError(`Unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      printError(`secai: ${err.message}\nRun "secai help" for usage.`);
+      return 2;
+    }
+    if (err instanceof ConfigError || err instanceof ManifestError) {
+      printError(`secai: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function start(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(argv, {
+    home: "string",
+    port: "string",
+    json: "boolean",
+  });
+  if (positional.length) throw new UsageError(`Unexpected argument "${positional[0]}"`);
+  configureLog({ json: flags.json === true });
+  const envPort = Deno.env.get("SECAI_PORT");
+  const port = typeof flags.port === "string"
+    ? parsePort(flags.port, "--port")
+    : envPort
+    ? parsePort(envPort, "SECAI_PORT")
+    : undefined;
+  const home = await prepareHome(resolveHome(flags.home as string | undefined, Deno.env));
+  const lock = await acquireInstanceLock(home);
+  if (!lock) {
+    printError(
+      `secai: another instance is running on state dir "${home}" (see run/supervisor.pid)`,
+    );
+    return 1;
+  }
+  const { config, path, created } = await loadConfig(home);
+  if (created) log("info", "Created config with defaults", { path });
+  if (port !== undefined) config.gateway.port = port;
+
+  const denoPath = Deno.execPath();
+  const bundle = await ensureIslandBundle({ projectRoot: PROJECT_ROOT, denoPath });
+  log("info", bundle.rebuilt ? "Built dashboard bundle" : "Dashboard bundle up to date", {
+    bytes: bundle.bytes,
+  });
+  const supervisor = new Supervisor({
+    home,
+    projectRoot: PROJECT_ROOT,
+    config,
+    version: VERSION,
+    jobRunner: new JobRunner({
+      home,
+      codeRoots: [PROJECT_ROOT],
+      configPath: `${PROJECT_ROOT}/deno.json`,
+      denoPath,
+    }),
+  });
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (signal: Deno.Signal) => {
+    if (stopping) return;
+    log("info", "Shutting down", { signal });
+    stopping = supervisor.stop().finally(() => lock.release());
+  };
+  const onInt = () => shutdown("SIGINT");
+  const onTerm = () => shutdown("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+
+  const started = performance.now();
+  const isReady = await supervisor.start();
+  const where = await supervisor.gatewayAddress(5_000).then(
+    (a) => (a.transport === "tcp" ? `http://${a.host}:${a.port}/` : `unix:${a.path}`),
+    () => "(gateway not listening)",
+  );
+  if (isReady) {
+    log("info", "SecAI Runtime ready", {
+      url: where,
+      home,
+      readyMs: Math.round(performance.now() - started),
+    });
+  } else {
+    const notReady = supervisor.status().filter((c) => c.required && c.state !== "ready");
+    log("error", "SecAI Runtime started degraded: some required controls are not ready", {
+      url: where,
+      controls: notReady.map((c) =>
+        `${c.name}: ${c.state}${c.lastError ? ` (${c.lastError})` : ""}`
+      ),
+    });
+  }
+  // Runs until a signal; the supervisor keeps restarting controls meanwhile.
+  await new Promise<void>((resolve) => {
+    const wait = () => (stopping ? stopping.then(resolve) : setTimeout(wait, 200));
+    wait();
+  });
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  log("info", "Stopped");
+  return 0;
+}
+
+/** Holds `run/supervisor.pid` while running; refuses when a live process holds it. */
+async function acquireInstanceLock(home: string): Promise<{ release(): Promise<void> } | null> {
+  const path = `${home}/run/supervisor.pid`;
+  try {
+    const pid = Number((await Deno.readTextFile(path)).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && (await isAlive(pid))) return null;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  await writeFileAtomic(path, `${Deno.pid}\n`);
+  return {
+    async release() {
+      await Deno.remove(path).catch((err) =>
+        log("warn", "Cannot remove pid file", { error: String(err) })
+      );
+      await Deno.remove(`${home}/run/gateway.json`).catch(() => undefined);
+    },
+  };
+}
+
+/** `kill -0`: whether a process with this pid exists (Deno needs --allow-all for /proc/<pid>). */
+async function isAlive(pid: number): Promise<boolean> {
+  const { code } = await new Deno.Command("/usr/bin/kill", {
+    args: ["-0", String(pid)],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return code === 0;
+}
+
+async function status(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(argv, { home: "string", json: "boolean" });
+  if (positional.length) throw new UsageError(`Unexpected argument "${positional[0]}"`);
+  const home = resolveHome(flags.home as string | undefined, Deno.env);
+  let addr: { transport: string; host?: string; port?: number; path?: string };
+  try {
+    addr = JSON.parse(await Deno.readTextFile(`${home}/run/gateway.json`));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound) && !(err instanceof SyntaxError)) throw err;
+    return report(
+      flags.json === true,
+      { running: false, home },
+      `SecAI Runtime is not running (state dir "${home}")`,
+    );
+  }
+  if (addr.transport !== "tcp" || typeof addr.port !== "number") {
+    return report(
+      flags.json === true,
+      { running: true, ready: null, address: addr },
+      `Running on ${addr.path}; query it with curl --unix-socket`,
+    );
+  }
+  const base = `http://${addr.host}:${addr.port}`;
+  let body: {
+    ready: boolean;
+    state: string;
+    version: string;
+    controls: { name: string; state: string; restarts: number; lastError: string | null }[];
+  };
+  try {
+    const res = await fetch(`${base}/api/v1/controls`, { signal: AbortSignal.timeout(3000) });
+    body = await res.json();
+  } catch (err) {
+    return report(
+      flags.json === true,
+      { running: false, home, error: String(err) },
+      `SecAI Runtime is not answering at ${base} (${err instanceof Error ? err.message : err})`,
+    );
+  }
+  const lines = [
+    `SecAI Runtime ${body.version} at ${base}/ — ${body.state}`,
+    ...body.controls.map((c) =>
+      `  ${c.name.padEnd(14)} ${c.state.padEnd(10)} restarts ${c.restarts}${
+        c.lastError ? `  last error: ${c.lastError}` : ""
+      }`
+    ),
+  ];
+  print(
+    flags.json ? JSON.stringify({ running: true, url: `${base}/`, ...body }) : lines.join("\n"),
+  );
+  return body.ready ? 0 : 1;
+}
+
+function report(isJson: boolean, value: Record<string, unknown>, text: string): number {
+  print(isJson ? JSON.stringify(value) : text);
+  return 1;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
