@@ -11,6 +11,7 @@ import * as metrics from "./metrics.ts";
 import * as audit from "./api/v1/audit.ts";
 import * as controls from "./api/v1/controls.ts";
 import * as events from "./api/v1/events.ts";
+import * as evidence from "./api/v1/evidence.ts";
 import * as health from "./api/v1/health.ts";
 import * as ready from "./api/v1/ready.ts";
 import * as policyDecide from "./api/v1/policy/decide.ts";
@@ -24,6 +25,7 @@ export const manifest: RouteManifest = {
     route("/api/v1/audit", audit),
     route("/api/v1/controls", controls),
     route("/api/v1/events", events),
+    route("/api/v1/evidence", evidence),
     route("/api/v1/health", health),
     route("/api/v1/ready", ready),
     route("/api/v1/policy/decide", policyDecide),

@@ -1,32 +1,110 @@
 /**
  * Status page: system state and the live capability matrix (each control's state, restarts,
- * granted permissions, peers and jobs). Rendered completely on the server; the
- * `LiveControls` island then keeps it current from `/api/v1/events`.
+ * granted permissions, peers and jobs), then the evidence matrix (which tests prove which
+ * control). Rendered completely on the server; the `LiveControls` island then keeps the
+ * capability matrix current from `/api/v1/events`.
  * @module
  */
 import type { JSX } from "preact";
 import LiveControls from "../islands/LiveControls.tsx";
 import { Island } from "../workers/gateway/render.tsx";
+import { errorAnswer } from "../workers/gateway/errors.ts";
 import type { Handlers, PageProps } from "../workers/gateway/routing.ts";
-import type { SystemStatus } from "../workers/gateway/state.ts";
+import type { EvidenceView, SystemStatus } from "../workers/gateway/state.ts";
 
-/** Loads the status to render. */
-export const handler: Handlers<SystemStatus> = {
+/** What the page renders. */
+interface StatusPageData {
+  status: SystemStatus;
+  /** The matrix, or why it could not be had (the page still renders). */
+  evidence: EvidenceView | { unavailable: string };
+}
+
+/** Loads the status and the evidence matrix. */
+export const handler: Handlers<StatusPageData> = {
   async GET(_req, ctx) {
-    return ctx.render(await ctx.state.status({ signal: ctx.signal }));
+    const [status, evidence] = await Promise.all([
+      ctx.state.status({ signal: ctx.signal }),
+      ctx.state.evidence({ signal: ctx.signal }).catch((err: unknown) => ({
+        unavailable: errorAnswer(err, ctx.requestId).code,
+      })),
+    ]);
+    return ctx.render({ status, evidence });
   },
 };
 
+const STATUS_CLASS: Record<string, string> = {
+  working: "state state-ready",
+  partial: "state state-degraded",
+  planned: "state",
+};
+
+function EvidenceSection({ evidence }: { evidence: StatusPageData["evidence"] }): JSX.Element {
+  if ("unavailable" in evidence) {
+    return (
+      <section aria-labelledby="evidence">
+        <h2 id="evidence">Evidence matrix</h2>
+        <p class="none">The evidence matrix is not available ({evidence.unavailable}).</p>
+      </section>
+    );
+  }
+  const { summary, controls } = evidence;
+  return (
+    <section aria-labelledby="evidence">
+      <h2 id="evidence">Evidence matrix</h2>
+      <p class="summary">
+        {summary.working} working · {summary.partial} partial · {summary.planned}{" "}
+        planned. A control is claimed only with tests that ran green in CI.
+      </p>
+      <div class="table-wrap">
+        <table class="matrix">
+          <thead>
+            <tr>
+              <th scope="col">Control</th>
+              <th scope="col">Status</th>
+              <th scope="col">Proven by</th>
+            </tr>
+          </thead>
+          <tbody>
+            {controls.map((c) => (
+              <tr key={c.id}>
+                <td>
+                  <span class="name">{c.id}</span> {c.title}
+                  {c.note ? <div class="description">{c.note}</div> : null}
+                </td>
+                <td>
+                  <span class={STATUS_CLASS[c.status] ?? "state"}>{c.status}</span>
+                </td>
+                <td>
+                  {c.proofs.length === 0 ? <span class="none">—</span> : (
+                    <ul class="proofs">
+                      {c.proofs.map((p) => (
+                        <li key={`${p.file}:${p.test}`}>
+                          <code>{p.file}</code>: {p.test}
+                        </li>
+                      ))}
+                    </ul>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
 /**
  * The status page.
- * @param props the system status
+ * @param props the system status and the evidence matrix
  * @returns the page content
  */
-export default function StatusPage({ data }: PageProps<SystemStatus>): JSX.Element {
+export default function StatusPage({ data }: PageProps<StatusPageData>): JSX.Element {
   return (
     <>
       <h1>System status</h1>
-      <Island name="LiveControls" component={LiveControls} props={{ initial: data }} />
+      <Island name="LiveControls" component={LiveControls} props={{ initial: data.status }} />
+      <EvidenceSection evidence={data.evidence} />
     </>
   );
 }

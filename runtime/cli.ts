@@ -15,6 +15,7 @@ import { JobRunner } from "./sandbox/mod.ts";
 import { ensureIslandBundle } from "./bundle.ts";
 import { writeFileAtomic } from "./kit/fs.ts";
 import { controlsCommand } from "./cli_controls.ts";
+import { loadEvidenceView } from "./evidence.ts";
 
 const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -115,6 +116,7 @@ async function start(argv: string[]): Promise<number> {
       configPath: `${PROJECT_ROOT}/deno.json`,
       denoPath,
     }),
+    evidence: () => loadEvidenceView(PROJECT_ROOT),
   });
 
   let stopping: Promise<void> | null = null;

@@ -6,6 +6,7 @@
  * proof (the original's matrix claimed 54 milestones, several never wired in; spec 00).
  * @module
  */
+import type { EvidenceView } from "./kit/system_api.ts";
 import { z } from "zod";
 import { parseDocument } from "yaml";
 import type { TestOutcome, TestReport } from "./junit.ts";
@@ -413,4 +414,24 @@ export function renderControlsMarkdown(matrix: ControlMatrix): string {
     for (const c of notes) out.push(`- ${c.id}: ${escapeMarkdown(c.note ?? "")}`);
   }
   return `${out.join("\n")}\n`;
+}
+
+/** The matrix as the dashboard shows it (through the supervisor's `system.evidence`). */
+export function toEvidenceView(matrix: ControlMatrix): EvidenceView {
+  return {
+    summary: summarize(matrix),
+    controls: matrix.controls.map((c) => ({
+      id: c.id,
+      title: c.title,
+      status: c.status,
+      issue: c.issue ?? null,
+      note: c.note ?? null,
+      proofs: c.proofs.map((p) => ({ file: p.file, test: p.test })),
+    })),
+  };
+}
+
+/** Loads the project's matrix as a view (used by `secai start` and the tests). */
+export async function loadEvidenceView(projectRoot: string): Promise<EvidenceView> {
+  return toEvidenceView(await loadControlMatrix(`${projectRoot}/${MATRIX_PATH}`));
 }

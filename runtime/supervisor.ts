@@ -25,6 +25,7 @@ import type { HistogramSnapshot } from "./kit/metrics.ts";
 import {
   type ControlState,
   type ControlStatus,
+  type EvidenceView,
   type GrantedPermissions,
   systemApi,
 } from "./kit/system_api.ts";
@@ -53,6 +54,8 @@ export interface SupervisorOptions {
   controls?: ControlSpecInput[];
   /** Runs sandboxed jobs for controls that declare `jobs`. */
   jobRunner?: JobRunnerLike;
+  /** Loads the evidence matrix shown on the dashboard (read on each request: it is small). */
+  evidence?: () => Promise<EvidenceView>;
 }
 
 /** Identity used for the supervisor's own edges. */
@@ -446,6 +449,18 @@ export class Supervisor {
           controls: this.status(),
         }),
         metrics: () => ({ text: this.metrics() }),
+        evidence: async () => {
+          const load = this.#options.evidence;
+          if (!load) throw new RpcError("UNAVAILABLE", "The evidence matrix is not configured");
+          try {
+            return await load();
+          } catch (err) {
+            log("error", "Cannot load the evidence matrix", { error: String(err) });
+            throw new RpcError("EVIDENCE_UNAVAILABLE", "The evidence matrix cannot be loaded", {
+              cause: err,
+            });
+          }
+        },
         events: (input, ctx) =>
           this.#events.since(input.after, {
             waitMs: Math.min(input.waitMs, Math.max(0, ctx.deadline - Date.now() - 50)),

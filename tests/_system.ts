@@ -6,6 +6,7 @@ import { Supervisor, type SupervisorOptions } from "../runtime/supervisor.ts";
 import { type Config, ConfigSchema } from "../runtime/config.ts";
 import { prepareHome } from "../runtime/home.ts";
 import type { ControlSpecInput } from "../runtime/manifest.ts";
+import { loadEvidenceView } from "../runtime/evidence.ts";
 
 /** Absolute project root. */
 export const PROJECT_ROOT: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -41,6 +42,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
     projectRoot: PROJECT_ROOT,
     config: { ...config, ...options.sections } as Config,
     version: "test",
+    evidence: () => loadEvidenceView(PROJECT_ROOT),
     ...(options.controls ? { controls: options.controls } : {}),
     ...(options.jobRunner ? { jobRunner: options.jobRunner } : {}),
   });

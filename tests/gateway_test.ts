@@ -43,7 +43,14 @@ Deno.test("the gateway worker serves the API and the page with its granted permi
     equal(gateway.permissions.ffi, false);
     const page = await fetch(`${base}/`);
     equal(page.status, 200);
-    match(await page.text(), /<span class="name">gateway<\/span>/);
+    const html = await page.text();
+    match(html, /<span class="name">gateway<\/span>/);
+    // The Overview shows the evidence matrix from policy/controls.yaml.
+    match(html, /<h2 id="evidence">Evidence matrix<\/h2>/);
+    match(html, /<span class="name">RT1<\/span>/);
+    const evidence = await (await fetch(`${base}/api/v1/evidence`)).json();
+    ok(evidence.summary.working >= 1);
+    ok(evidence.controls.some((c: { id: string }) => c.id === "M53"));
     const css = await fetch(`${base}/static/style.css`);
     equal(css.status, 200, "static/ is readable");
     await css.body?.cancel();

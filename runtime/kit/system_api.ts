@@ -63,6 +63,26 @@ export const SystemEventSchema = z.strictObject({
 /** System event. */
 export type SystemEvent = z.infer<typeof SystemEventSchema>;
 
+/** The evidence matrix as shown to users (policy/controls.yaml, validated by the runtime). */
+export const EvidenceViewSchema = z.strictObject({
+  summary: z.strictObject({
+    planned: z.number().int().nonnegative(),
+    partial: z.number().int().nonnegative(),
+    working: z.number().int().nonnegative(),
+  }),
+  controls: z.array(z.strictObject({
+    id: z.string().max(8),
+    title: z.string().max(160),
+    status: z.enum(["planned", "partial", "working"]),
+    issue: z.number().int().positive().nullable(),
+    note: z.string().max(600).nullable(),
+    proofs: z.array(z.strictObject({ file: z.string().max(200), test: z.string().max(300) }))
+      .max(32),
+  })).max(200),
+});
+/** Evidence view. */
+export type EvidenceView = z.infer<typeof EvidenceViewSchema>;
+
 /** The system contract. */
 export const systemApi = defineApi("system", {
   status: {
@@ -75,6 +95,8 @@ export const systemApi = defineApi("system", {
       controls: z.array(ControlStatusSchema).max(64),
     }),
   },
+  /** Which controls are proven by which tests. */
+  evidence: { input: z.strictObject({}), output: EvidenceViewSchema },
   metrics: {
     input: z.strictObject({}),
     output: z.strictObject({ text: z.string().max(1 << 20) }),

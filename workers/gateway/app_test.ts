@@ -179,6 +179,28 @@ class EventRing {
   }
 }
 
+const EVIDENCE = {
+  summary: { planned: 1, partial: 0, working: 1 },
+  controls: [
+    {
+      id: "RT1",
+      title: "Supervisor & capabilities",
+      status: "working" as const,
+      issue: 3,
+      note: null,
+      proofs: [{ file: "tests/supervisor_test.ts", test: "supervisor starts <everything>" }],
+    },
+    {
+      id: "M4",
+      title: "Tool firewall",
+      status: "planned" as const,
+      issue: 5,
+      note: null,
+      proofs: [],
+    },
+  ],
+};
+
 interface HarnessOptions {
   system?: Partial<Handlers<typeof systemApi>>;
   policy?: Handlers<typeof policyApi>["decide"];
@@ -223,6 +245,7 @@ function harness(options: HarnessOptions = {}): Harness {
   const system = connect(systemApi, {
     status: () => structuredClone(STATUS),
     metrics: () => ({ text: "# TYPE secai_up gauge\nsecai_up 1\n" }),
+    evidence: () => structuredClone(EVIDENCE),
     events: (query, ctx) => ring.handle(query, ctx.signal),
     ...options.system,
   }, closers);

@@ -11,6 +11,8 @@ import type { auditAppendApi, auditQueryApi } from "../audit/api.ts";
 
 /** The supervisor's view of the system (`system.status`). */
 export type SystemStatus = CallOutput<typeof systemApi, "status">;
+/** The evidence matrix (`system.evidence`). */
+export type EvidenceView = CallOutput<typeof systemApi, "evidence">;
 /** A long-poll request for events (`system.events`). */
 export type EventsQuery = CallInput<typeof systemApi, "events">;
 /** A page of events. */
@@ -28,6 +30,8 @@ export type AuditRecord = CallInput<typeof auditAppendApi, "append">;
 export interface GatewayState {
   /** System state and the capability matrix. */
   status(options?: CallOptions): Promise<SystemStatus>;
+  /** The evidence matrix: which tests prove which control. */
+  evidence(options?: CallOptions): Promise<EvidenceView>;
   /** Prometheus text exposition rendered by the supervisor. */
   metrics(options?: CallOptions): Promise<string>;
   /** Events with seq > `query.after`, waiting up to `query.waitMs` for the first one. */
@@ -68,6 +72,7 @@ export const EVENTS_DEADLINE_MARGIN_MS = 5_000;
 export function createGatewayState(clients: GatewayClients): GatewayState {
   return {
     status: (options) => clients.system.call("status", {}, options),
+    evidence: (options) => clients.system.call("evidence", {}, options),
     metrics: async (options) => (await clients.system.call("metrics", {}, options)).text,
     events(query, options = {}) {
       // The call waits on purpose; its deadline must outlast the wait.
