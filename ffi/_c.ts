@@ -61,3 +61,20 @@ export function libraryError(path: string, error: unknown): Error {
   if (error instanceof Deno.errors.NotCapable) return error;
   return new FfiError("LIBRARY_UNAVAILABLE", `Cannot open library "${path}"`, { cause: error });
 }
+
+/**
+ * The single way `ffi/` modules open a library: platform check, then `Deno.dlopen`, with a
+ * failure turned into {@link libraryError}.
+ * @throws {FfiError} `UNSUPPORTED_PLATFORM` or `LIBRARY_UNAVAILABLE`
+ */
+export function openLibrary<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  symbols: S,
+): Deno.DynamicLibrary<S> {
+  assertLinuxX64();
+  try {
+    return Deno.dlopen(path, symbols);
+  } catch (error) {
+    throw libraryError(path, error);
+  }
+}

@@ -8,7 +8,7 @@
  * free: restrict the main thread of a launcher, then `execve` the real program from it.
  * @module
  */
-import { assertLinuxX64, cString, libraryError, readErrno } from "./_c.ts";
+import { cString, openLibrary, readErrno } from "./_c.ts";
 import { FfiError } from "./errors.ts";
 import { LIBC_SONAME } from "./libc.ts";
 
@@ -135,14 +135,7 @@ export interface LandlockStatus {
  */
 export function openLandlock(options: LandlockOptions = {}): Landlock {
   const path = options.libcPath ?? LIBC_SONAME;
-  assertLinuxX64();
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen(path, SYMBOLS);
-  } catch (error) {
-    throw libraryError(path, error);
-  }
-  return new Landlock(library);
+  return new Landlock(openLibrary(path, SYMBOLS));
 }
 
 /**

@@ -4,7 +4,7 @@
  * One symbol table, one load site ({@link openLibc}). Linux x86-64 only.
  * @module
  */
-import { assertLinuxX64, cString, libraryError, readErrno } from "./_c.ts";
+import { cString, openLibrary, readErrno } from "./_c.ts";
 import { FfiError } from "./errors.ts";
 
 /** Soname of glibc; the dynamic linker finds it when the caller has unscoped `--allow-ffi`. */
@@ -104,14 +104,7 @@ export interface OpenLibcOptions {
  */
 export function openLibc(options: OpenLibcOptions = {}): Libc {
   const path = options.path ?? LIBC_SONAME;
-  assertLinuxX64();
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen(path, SYMBOLS);
-  } catch (error) {
-    throw libraryError(path, error);
-  }
-  return new Libc(library);
+  return new Libc(openLibrary(path, SYMBOLS));
 }
 
 /** Checked wrappers around glibc. Create with {@link openLibc}. */

@@ -4,7 +4,7 @@
  * The policy (which syscalls) belongs to the caller; this module only states it to the kernel.
  * @module
  */
-import { assertLinuxX64, cString, libraryError } from "./_c.ts";
+import { cString, openLibrary } from "./_c.ts";
 import { FfiError } from "./errors.ts";
 
 /** Soname of libseccomp 2.x. */
@@ -93,14 +93,7 @@ export interface SeccompOptions {
  */
 export function openSeccomp(options: SeccompOptions = {}): Seccomp {
   const path = options.libraryPath ?? LIBSECCOMP_SONAME;
-  assertLinuxX64();
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen(path, SYMBOLS);
-  } catch (error) {
-    throw libraryError(path, error);
-  }
-  return new Seccomp(library);
+  return new Seccomp(openLibrary(path, SYMBOLS));
 }
 
 /**
