@@ -229,3 +229,22 @@ Deno.test("shutdown stops callers before providers and finishes within the budge
   deepEqual(stopped, ["relay", "probe"]);
   await Deno.remove(sys.home, { recursive: true });
 });
+
+Deno.test("a contract a control declares but does not serve fails calls at once, not at the deadline", async () => {
+  const sys = await startSystem({
+    controls: [{
+      name: "probe",
+      description: "declares probe and relay, serves only probe",
+      entry: "tests/fixtures/controls/probe.ts",
+      provides: ["probe", "relay"],
+    }],
+  });
+  try {
+    const relay = sys.supervisor.client(relayApi);
+    const started = Date.now();
+    equal(await codeOf(relay.call("echo", "x", { deadlineMs: 5000 })), "UNKNOWN_METHOD");
+    assert(Date.now() - started < 5000);
+  } finally {
+    await sys.stop();
+  }
+});

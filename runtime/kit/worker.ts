@@ -88,12 +88,11 @@ export function runControl(setup: ControlSetup): void {
   }
 
   function startServing(served: { api: string; caller: string; port: MessagePort }): void {
-    const entry = definition?.serves.find((s) => s.contract.name === served.api);
-    if (!entry) {
-      // Granted by the manifest but not implemented: answer every call with an error.
-      served.port.close();
-      return;
-    }
+    // A contract the manifest says this control provides but its setup does not serve: an
+    // empty contract answers every call UNKNOWN_METHOD at once instead of leaving callers to
+    // wait out their deadline.
+    const entry = definition?.serves.find((s) => s.contract.name === served.api) ??
+      { contract: { name: served.api, methods: {} }, handlers: {} };
     servers.push(
       serveRpc(served.port, entry.contract, entry.handlers, {
         caller: served.caller,
