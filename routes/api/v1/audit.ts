@@ -1,5 +1,8 @@
 /**
- * `GET /api/v1/audit?before=&limit=&control=&type=`: a page of the audit log, newest first.
+ * `GET /api/v1/audit?before=&limit=&control=&type=&decision=&from=&to=&q=`: a page of the
+ * audit log, newest first. `from`/`to` are ISO 8601 times (from inclusive, to exclusive),
+ * `q` a case-insensitive text the subject contains; `next` in the answer is the `before` of
+ * the next page.
  * @module
  */
 import { z } from "zod";
@@ -17,12 +20,20 @@ export const AuditQueryParamsSchema = z.strictObject({
   limit: IntegerParam.pipe(z.number().int().min(1).max(500)).optional(),
   control: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).optional(),
   type: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/).optional(),
+  decision: z.enum(["allow", "deny", "ask"]).optional(),
+  from: z.string().datetime({ offset: true }).optional(),
+  to: z.string().datetime({ offset: true }).optional(),
+  q: z.string().min(1).max(200).optional(),
 });
 
 /** Forwards the query to the audit control. */
 export const handler: Handlers = {
   async GET(_req, ctx) {
-    const query = ctx.query(AuditQueryParamsSchema);
-    return Response.json(await ctx.state.queryAudit(query, { signal: ctx.signal }));
+    const { q, ...query } = ctx.query(AuditQueryParamsSchema);
+    return Response.json(
+      await ctx.state.queryAudit(q === undefined ? query : { ...query, text: q }, {
+        signal: ctx.signal,
+      }),
+    );
   },
 };
