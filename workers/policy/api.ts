@@ -1,34 +1,37 @@
 /**
- * Contract of the policy control: every decision in the system is asked here.
- * A caller that gets an error instead of a decision must treat it as deny.
+ * Contracts of the policy control. `policy` (decide) is what every control asks; a caller
+ * that gets an error instead of a decision must treat it as deny. `policy-view` (the policy
+ * in force, and what-if replays under a candidate) is read-only and given to the gateway and
+ * the tool firewall. Decision shapes come from the policy language (`policy/decision.ts`).
  * @module
  */
 import { z } from "zod";
 import { defineApi } from "../../runtime/kit/rpc.ts";
+import {
+  type Decision,
+  DecisionSchema,
+  EffectSchema,
+  type PolicyDomain,
+  PolicyDomainSchema,
+} from "../../policy/decision.ts";
+import {
+  fromAuditEntry,
+  type LoggedDecision,
+  LoggedDecisionSchema,
+  MAX_WHATIF_ENTRIES,
+} from "../../policy/whatif.ts";
+import { MAX_POLICY_BYTES } from "../../policy/compile.ts";
 
-/** Decision domains (issue #5 adds rules for each). */
-export const PolicyDomainSchema = z.enum([
-  "tool_access",
-  "path_access",
-  "egress",
-  "agent_risk",
-  "sensitivity",
-  "model_promotion",
-]);
-/** A policy domain. */
-export type PolicyDomain = z.infer<typeof PolicyDomainSchema>;
-
-/** A decision with the reasons a user can read. */
-export const DecisionSchema = z.strictObject({
-  decision: z.enum(["allow", "deny", "ask"]),
-  domain: PolicyDomainSchema,
-  rule: z.string().max(200),
-  reasons: z.array(z.string().max(1000)).max(32),
-  evidence: z.record(z.string().max(64), z.unknown()),
-  policy_version: z.string().max(100),
-});
-/** A decision. */
-export type Decision = z.infer<typeof DecisionSchema>;
+export {
+  type Decision,
+  DecisionSchema,
+  fromAuditEntry,
+  type LoggedDecision,
+  MAX_POLICY_BYTES,
+  MAX_WHATIF_ENTRIES,
+  type PolicyDomain,
+  PolicyDomainSchema,
+};
 
 /** Input of one decision request. */
 export const DecideInputSchema = z.strictObject({
@@ -36,10 +39,95 @@ export const DecideInputSchema = z.strictObject({
   input: z.record(z.string().max(64), z.unknown()),
 });
 
-/** The policy contract. */
+/** The decision contract. */
 export const policyApi = defineApi("policy", {
   decide: { input: DecideInputSchema, output: DecisionSchema },
 });
 
+/** One policy file in force. */
+const SourceSchema = z.strictObject({
+  name: z.string().max(64),
+  origin: z.enum(["default", "override", "candidate"]),
+  path: z.string().max(4096),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** A refused reload (the previous policy stayed in force). */
+export const ReloadErrorSchema = z.strictObject({
+  at: z.string().max(40),
+  file: z.string().max(4096),
+  field: z.string().max(1000),
+  reason: z.string().max(2000),
+});
+
+/** The policy in force. */
+export const PolicyViewSchema = z.strictObject({
+  policy_version: z.string().max(100),
+  loaded_at: z.string().max(40),
+  /** The agent workspace path decisions resolve against. */
+  workspace: z.string().max(4096).nullable(),
+  sources: z.array(SourceSchema).max(8),
+  /** `policy.yaml` and `agent.yaml` as validated (defaults filled in). */
+  policy: z.record(z.string().max(64), z.unknown()),
+  agent: z.record(z.string().max(64), z.unknown()),
+  /** The tool registry: what a `tools.allow` entry may name. */
+  tools: z.array(z.strictObject({
+    name: z.string().max(256),
+    description: z.string().max(300),
+    args: z.array(z.string().max(256)).max(128),
+  })).max(256),
+  last_reload_error: ReloadErrorSchema.nullable(),
+});
+/** The policy in force. */
+export type PolicyView = z.infer<typeof PolicyViewSchema>;
+
+/** A candidate policy: either file's text; an absent file is taken from the policy in force. */
+export const CandidateSchema = z.strictObject({
+  policy: z.string().max(MAX_POLICY_BYTES).optional(),
+  agent: z.string().max(MAX_POLICY_BYTES).optional(),
+});
+
+/** What-if request: logged decisions to replay under a candidate. */
+export const WhatIfInputSchema = z.strictObject({
+  candidate: CandidateSchema,
+  entries: z.array(LoggedDecisionSchema).max(MAX_WHATIF_ENTRIES),
+});
+
+/** What-if report. */
+export const WhatIfReportSchema = z.strictObject({
+  candidate_version: z.string().max(100),
+  current_version: z.string().max(100),
+  replayed: z.number().int().nonnegative(),
+  changed: z.array(z.strictObject({
+    seq: z.number().int().nonnegative(),
+    domain: PolicyDomainSchema,
+    input: z.record(z.string().max(64), z.unknown()),
+    isApproximate: z.boolean(),
+    before: z.strictObject({ decision: EffectSchema, rule: z.string().max(200) }),
+    after: z.strictObject({
+      decision: EffectSchema,
+      rule: z.string().max(200),
+      reasons: z.array(z.string().max(1000)).max(32),
+    }),
+  })).max(MAX_WHATIF_ENTRIES),
+  effect_changes: z.number().int().nonnegative(),
+  unchanged: z.number().int().nonnegative(),
+  approximate: z.number().int().nonnegative(),
+});
+/** A what-if report. */
+export type WhatIfReportView = z.infer<typeof WhatIfReportSchema>;
+
+/**
+ * The read-only view. `whatif` rejects with POLICY_INVALID (message names the file, field
+ * and reason) when the candidate does not load.
+ */
+export const policyViewApi = defineApi("policy-view", {
+  current: { input: z.strictObject({}), output: PolicyViewSchema },
+  whatif: { input: WhatIfInputSchema, output: WhatIfReportSchema },
+});
+
 /** Config section `policy`. */
-export const PolicyConfigSchema = z.strictObject({}).default({});
+export const PolicyConfigSchema = z.strictObject({
+  /** Milliseconds a burst of file changes settles before the policy is reloaded. */
+  reloadDebounceMs: z.number().int().min(10).max(10_000).default(100),
+}).default({});

@@ -1,0 +1,43 @@
+/**
+ * `model_promotion` (spec 12 §2.2, spec 13): a model leaves quarantine only in an allowed
+ * format (the deny list wins; the allow list is never empty, so there is no "anything goes")
+ * and, when the smoke test ran, within its score and critical-finding limits.
+ * @module
+ */
+import type { z } from "zod";
+import type { ModelPromotionInputSchema } from "../schema.ts";
+import { type EvalContext, type Outcome, Trail } from "./outcome.ts";
+
+/** Decides one promotion. */
+export function evaluateModelPromotion(
+  input: z.output<typeof ModelPromotionInputSchema>,
+  ctx: EvalContext,
+): Outcome {
+  const policy = ctx.policy;
+  const format = input.format.toLowerCase();
+  const trail = new Trail({ model: input.model, format });
+  if (policy.models.deny.has(format)) {
+    return trail.deny("models.deny_formats", [`Format "${format}" is denied`]);
+  }
+  if (!policy.models.allowed.has(format)) {
+    return trail.deny("models.allowed_formats_miss", [
+      `Format "${format}" is not an allowed format`,
+    ]);
+  }
+  trail.checks.push("models.formats");
+  const q = policy.policy.quarantine;
+  if (input.smoke_score !== undefined && input.smoke_score > q.smoke_test_max_score) {
+    return trail.deny("quarantine.smoke_test_max_score", [
+      `Smoke-test score ${input.smoke_score} is above ${q.smoke_test_max_score}`,
+    ]);
+  }
+  if (input.smoke_critical !== undefined && input.smoke_critical > q.smoke_test_max_critical) {
+    return trail.deny("quarantine.smoke_test_max_critical", [
+      `${input.smoke_critical} critical smoke-test findings (at most ${q.smoke_test_max_critical})`,
+    ]);
+  }
+  if (input.smoke_score !== undefined || input.smoke_critical !== undefined) {
+    trail.checks.push("quarantine.smoke_test");
+  }
+  return trail.allow("models.allowed_formats", [`Format "${format}" is allowed`]);
+}
