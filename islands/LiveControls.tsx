@@ -10,8 +10,9 @@
  * @module
  */
 import { type ComponentChildren, h, type JSX } from "preact";
-import { useEffect } from "preact/hooks";
-import { useSignal } from "@preact/signals";
+import { useEffect, useState } from "preact/hooks";
+import { api } from "./api.ts";
+import { type LinkState, subscribeEvents } from "./events.ts";
 
 /** Permissions as shown in the matrix. */
 export interface PermissionsView {
@@ -55,7 +56,7 @@ export interface LiveControlsProps {
   initial: StatusView;
 }
 
-type Link = "snapshot" | "connecting" | "live" | "reconnecting";
+type Link = "snapshot" | LinkState;
 
 const LINK_TEXT: Record<Link, string> = {
   snapshot: "Snapshot taken when the page loaded.",
@@ -64,9 +65,7 @@ const LINK_TEXT: Record<Link, string> = {
   reconnecting: "Live updates interrupted; reconnecting…",
 };
 
-const EVENTS_URL = "/api/v1/events";
 const CONTROLS_URL = "/api/v1/controls";
-const MAX_BACKOFF_MS = 30_000;
 
 /**
  * The capability matrix, kept live in the browser.
@@ -74,13 +73,10 @@ const MAX_BACKOFF_MS = 30_000;
  * @returns the matrix
  */
 export default function LiveControls({ initial }: LiveControlsProps): JSX.Element {
-  const status = useSignal(initial);
-  const link = useSignal<Link>("snapshot");
+  const [view, setView] = useState(initial);
+  const [link, setLink] = useState<Link>("snapshot");
 
   useEffect(() => {
-    let source: EventSource | null = null;
-    let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    let backoffMs = 1_000;
     let isStopped = false;
     let isLoading = false;
     let isStale = false;
@@ -93,12 +89,8 @@ export default function LiveControls({ initial }: LiveControlsProps): JSX.Elemen
       }
       isLoading = true;
       try {
-        const res = await fetch(CONTROLS_URL, { headers: { accept: "application/json" } });
-        const body: unknown = res.ok ? await res.json() : null;
-        if (!isStopped && isStatusView(body)) status.value = body;
-      } catch (_err) {
-        // The event stream reports the outage and reconnects; the table keeps its last state.
-        if (!isStopped) link.value = "reconnecting";
+        const answer = await api(CONTROLS_URL);
+        if (!isStopped && answer.ok && isStatusView(answer.body)) setView(answer.body);
       } finally {
         isLoading = false;
         if (isStale && !isStopped) {
@@ -108,36 +100,17 @@ export default function LiveControls({ initial }: LiveControlsProps): JSX.Elemen
       }
     }
 
-    function connect(): void {
-      link.value = "connecting";
-      const es = new EventSource(EVENTS_URL);
-      source = es;
-      es.addEventListener("open", () => {
-        link.value = "live";
-        backoffMs = 1_000;
-        void reload(); // events may have happened while disconnected
-      });
-      es.addEventListener("system", () => void reload());
-      es.addEventListener("gap", () => void reload());
-      es.addEventListener("error", () => {
-        link.value = "reconnecting";
-        // CONNECTING: the browser retries by itself. CLOSED (e.g. a 503 answer): we retry.
-        if (es.readyState !== EventSource.CLOSED || isStopped) return;
-        es.close();
-        retryTimer = setTimeout(connect, backoffMs);
-        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
-      });
-    }
-
-    connect();
+    const stop = subscribeEvents({
+      onLink: setLink,
+      onOpen: () => void reload(), // events may have happened while disconnected
+      onEvent: () => void reload(),
+    });
     return () => {
       isStopped = true;
-      clearTimeout(retryTimer);
-      source?.close();
+      stop();
     };
   }, []);
 
-  const view = status.value;
   return h(
     "section",
     { class: "live-controls", "aria-labelledby": "matrix-title" },
@@ -149,7 +122,7 @@ export default function LiveControls({ initial }: LiveControlsProps): JSX.Elemen
       term("Version", view.version),
       term("Started", h("time", { dateTime: view.startedAt }, view.startedAt)),
     ),
-    h("p", { class: "link", role: "status" }, LINK_TEXT[link.value]),
+    h("p", { class: "link", role: "status" }, LINK_TEXT[link]),
     h("h2", { id: "matrix-title" }, "Capability matrix"),
     h(
       "div",

@@ -7,11 +7,21 @@
  */
 import { type ComponentType, h, hydrate } from "preact";
 import { ISLAND_DATA_ID, type IslandRecord } from "./hydration.ts";
+import AuditVerify from "./AuditVerify.tsx";
+import AuthForm from "./AuthForm.tsx";
 import LiveControls from "./LiveControls.tsx";
+import ModelsPanel from "./ModelsPanel.tsx";
+import PolicyEditor from "./PolicyEditor.tsx";
+import SessionControls from "./SessionControls.tsx";
 
 /** Islands this bundle can hydrate, by the name the server renders. */
 export const ISLANDS: Readonly<Record<string, ComponentType<never>>> = {
+  AuditVerify,
+  AuthForm,
   LiveControls,
+  ModelsPanel,
+  PolicyEditor,
+  SessionControls,
 };
 
 /**

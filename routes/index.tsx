@@ -1,5 +1,5 @@
 /**
- * Status page: system state and the live capability matrix (each control's state, restarts,
+ * Overview: system state and the live capability matrix (each control's state, restarts,
  * granted permissions, peers and jobs), then the evidence matrix (which tests prove which
  * control). Rendered completely on the server; the `LiveControls` island then keeps the
  * capability matrix current from `/api/v1/events`.
@@ -102,7 +102,11 @@ function EvidenceSection({ evidence }: { evidence: StatusPageData["evidence"] })
 export default function StatusPage({ data }: PageProps<StatusPageData>): JSX.Element {
   return (
     <>
-      <h1>System status</h1>
+      <h1>Overview</h1>
+      <p class="hint">
+        Each control runs as a worker with only the permissions and peers listed here; the table
+        follows restarts and failures live.
+      </p>
       <Island name="LiveControls" component={LiveControls} props={{ initial: data.status }} />
       <EvidenceSection evidence={data.evidence} />
     </>

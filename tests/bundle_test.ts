@@ -46,6 +46,18 @@ Deno.test({
       ok(!/\bnew\s+Function\s*\(|\bFunction\s*\(\s*["'`]/.test(code), "no Function constructor");
       ok(code.includes("__secai_islands"), "reads the islands' props element");
       ok(code.includes("/api/v1/events"), "holds the LiveControls island");
+      // Every dashboard island is in the one bundle, within the 50 KB budget (issue #8).
+      for (
+        const marker of [
+          "/api/v1/auth/",
+          "x-csrf-token",
+          "/api/v1/policy/whatif",
+          "/api/v1/audit/verify",
+          "/api/v1/quarantine",
+        ]
+      ) {
+        ok(code.includes(marker), `the bundle holds "${marker}"`);
+      }
       const second = await bundle(root);
       deepEqual(second, { ...first, rebuilt: false });
       const leftovers = [...Deno.readDirSync(join(root, "static/build"))].map((e) => e.name);

@@ -5,6 +5,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { auditQueryApi } from "../workers/audit/api.ts";
 import { PROJECT_ROOT, startSystem, type TestSystem } from "./_system.ts";
+import { cliHeaders, setUpSession } from "./_auth.ts";
 
 async function gatewayUrl(sys: TestSystem): Promise<string> {
   const addr = await sys.supervisor.gatewayAddress(5_000);
@@ -34,21 +35,22 @@ Deno.test("the gateway worker serves the API and the page with its granted permi
     const health = await fetch(`${base}/api/v1/health`);
     deepEqual(await health.json(), { status: "ok" });
     equal(health.headers.get("x-frame-options"), "DENY");
-    const { controls } = await (await fetch(`${base}/api/v1/controls`)).json();
+    const cli = await cliHeaders(sys.home);
+    const { controls } = await (await fetch(`${base}/api/v1/controls`, { headers: cli })).json();
     const gateway = controls.find((c: { name: string }) => c.name === "gateway");
     equal(gateway.state, "ready");
     deepEqual(gateway.permissions.read, [`${PROJECT_ROOT}/static`]);
     deepEqual(gateway.permissions.write, []);
     equal(gateway.permissions.run, false);
     equal(gateway.permissions.ffi, false);
-    const page = await fetch(`${base}/`);
+    const page = await fetch(`${base}/`, { headers: cli });
     equal(page.status, 200);
     const html = await page.text();
     match(html, /<span class="name">gateway<\/span>/);
     // The Overview shows the evidence matrix from policy/controls.yaml.
     match(html, /<h2 id="evidence">Evidence matrix<\/h2>/);
     match(html, /<span class="name">RT1<\/span>/);
-    const evidence = await (await fetch(`${base}/api/v1/evidence`)).json();
+    const evidence = await (await fetch(`${base}/api/v1/evidence`, { headers: cli })).json();
     ok(evidence.summary.working >= 1);
     ok(evidence.controls.some((c: { id: string }) => c.id === "M53"));
     const css = await fetch(`${base}/static/style.css`);
@@ -63,18 +65,19 @@ Deno.test("the gateway asks the real policy control and audits a refused cross-s
   const sys = await startSystem();
   try {
     const base = await gatewayUrl(sys);
-    const body = JSON.stringify({ domain: "egress", input: { host: "example.com" } });
+    const body = JSON.stringify({ domain: "egress", input: { url: "https://example.com/" } });
+    const session = await setUpSession(base, sys.home);
     const headers = { "content-type": "application/json" };
     const allowed = await fetch(`${base}/api/v1/policy/decide`, {
       method: "POST",
-      headers: { ...headers, origin: base },
+      headers: session.post,
       body,
     });
     equal(allowed.status, 200);
     equal((await allowed.json()).decision, "deny");
     const refused = await fetch(`${base}/api/v1/policy/decide`, {
       method: "POST",
-      headers: { ...headers, origin: "http://evil.example" },
+      headers: { ...headers, cookie: session.cookie, origin: "http://evil.example" },
       body,
     });
     equal(refused.status, 403);
@@ -109,7 +112,7 @@ Deno.test("stopping the system ends an open event stream instead of waiting on i
   let isStopped = false;
   try {
     const base = await gatewayUrl(sys);
-    const res = await fetch(`${base}/api/v1/events`);
+    const res = await fetch(`${base}/api/v1/events`, { headers: await cliHeaders(sys.home) });
     equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const first = new TextDecoder().decode((await reader.read()).value);

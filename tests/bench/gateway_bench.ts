@@ -7,6 +7,7 @@ import { RpcClient } from "../../runtime/kit/rpc.ts";
 import { systemApi } from "../../runtime/kit/system_api.ts";
 import { auditAppendApi, auditQueryApi } from "../../workers/audit/api.ts";
 import { policyApi } from "../../workers/policy/api.ts";
+import { authApi } from "../../workers/auth/api.ts";
 import { createApp } from "../../workers/gateway/app.ts";
 import { createGatewayState } from "../../workers/gateway/state.ts";
 
@@ -16,6 +17,7 @@ const state = createGatewayState({
   policy: new RpcClient(policyApi, null),
   auditQuery: new RpcClient(auditQueryApi, null),
   auditAppend: new RpcClient(auditAppendApi, null),
+  auth: new RpcClient(authApi, null),
 });
 const app = createApp(state);
 const URL_HEALTH = "http://127.0.0.1:8480/api/v1/health";
@@ -42,7 +44,9 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "gateway app.fetch GET /no/such/route (404)",
+  // Unknown paths are authenticated first (no route map for strangers); with the auth
+  // control unreachable this is the fail-closed 503.
+  name: "gateway app.fetch GET /no/such/route (auth down: 503)",
   group: "health",
   async fn() {
     await (await app.fetch(new Request("http://127.0.0.1:8480/no/such/route"))).arrayBuffer();

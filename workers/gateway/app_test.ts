@@ -12,6 +12,8 @@ import { RpcError } from "../../runtime/kit/errors.ts";
 import { systemApi, type SystemEvent } from "../../runtime/kit/system_api.ts";
 import { type Decision, policyApi } from "../policy/api.ts";
 import { auditAppendApi, type AuditEntry, auditQueryApi } from "../audit/api.ts";
+import { authApi, type CheckResult } from "../auth/api.ts";
+import { csrfTokenFor } from "./auth.ts";
 import { ISLAND_DATA_ID } from "../../islands/hydration.ts";
 import { manifest } from "../../routes/_manifest.ts";
 import { type AppOptions, createApp } from "./app.ts";
@@ -31,6 +33,28 @@ import {
 
 const ORIGIN = "http://127.0.0.1:8480";
 const SAME_ORIGIN = { origin: ORIGIN };
+/** The session every request of {@link request} presents (the harness's auth accepts it). */
+const TEST_SESSION = "test-session-token-0123456789abcdefghijklmn";
+/** Cookies of a signed-in browser. */
+const SIGNED_IN = `secai_session=${TEST_SESSION}; secai_csrf=${csrfTokenFor(TEST_SESSION)}`;
+
+/** The harness's auth control: one valid session, nothing else. */
+function testCheck(input: { credential: { kind: string; token?: string } }): CheckResult {
+  if (input.credential.kind === "session" && input.credential.token === TEST_SESSION) {
+    return {
+      ok: true,
+      configured: true,
+      principal: {
+        kind: "session",
+        id: "0123456789ab",
+        createdAt: "2026-11-25T10:00:00.000Z",
+        idleExpiresAt: "2999-01-01T00:00:00.000Z",
+        expiresAt: "2999-01-01T00:00:00.000Z",
+      },
+    };
+  }
+  return { ok: false, configured: true, reason: "NO_CREDENTIAL" };
+}
 const EVIL_DESCRIPTION = "</script><script>alert(1)</script><!-- x";
 
 const STATUS: SystemStatus = {
@@ -207,6 +231,7 @@ interface HarnessOptions {
   /** Policy peer is down: the client holds no port. */
   isPolicyDown?: boolean;
   policyClient?: RpcClientOptions;
+  auth?: Partial<Handlers<typeof authApi>>;
   app?: AppOptions;
 }
 
@@ -262,6 +287,13 @@ function harness(options: HarnessOptions = {}): Harness {
       auditQueries.push(query);
       return { entries: [] as AuditEntry[], next: null, total: 0 };
     },
+    // The audit log's proofs and verification are tested against the real audit control
+    // (tests/audit_system_test.ts); here the log is empty.
+    head: () => Promise.reject(new RpcError("AUDIT_NOT_FOUND", "The audit log is empty")),
+    proof: () => Promise.reject(new RpcError("AUDIT_NOT_FOUND", "The audit log is empty")),
+    consistency: () => Promise.reject(new RpcError("AUDIT_NOT_FOUND", "The audit log is empty")),
+    verify: () => Promise.reject(new RpcError("AUDIT_NOT_FOUND", "The audit log is empty")),
+    export: () => Promise.reject(new RpcError("AUDIT_NOT_FOUND", "The audit log is empty")),
   }, closers);
   const auditAppend = connect(auditAppendApi, {
     append(entry) {
@@ -269,7 +301,21 @@ function harness(options: HarnessOptions = {}): Harness {
       return { seq: audited.length - 1 };
     },
   }, closers);
-  const state = createGatewayState({ system, policy, auditQuery, auditAppend });
+  const refused = {
+    ok: false as const,
+    code: "NOT_CONFIGURED" as const,
+    message: "Not in this harness",
+    lockedUntil: null,
+  };
+  const auth = connect(authApi, {
+    check: testCheck,
+    setup: () => refused,
+    login: () => refused,
+    logout: () => ({ ended: true }),
+    change: () => refused,
+    ...options.auth,
+  }, closers);
+  const state = createGatewayState({ system, policy, auditQuery, auditAppend, auth });
   const app = createApp(state, {
     staticDir: new URL("../../static/", import.meta.url),
     onError: (error, requestId) => errors.push({ error, requestId }),
@@ -289,8 +335,20 @@ function harness(options: HarnessOptions = {}): Harness {
   };
 }
 
+/**
+ * A request from a signed-in browser: the session cookie, and on a mutating method the CSRF
+ * header. A request that names its own `cookie` or `authorization` header keeps it as is.
+ */
 function request(path: string, init: RequestInit = {}): Request {
-  return new Request(`${ORIGIN}${path}`, init);
+  const headers = new Headers(init.headers);
+  if (!headers.has("cookie") && !headers.has("authorization")) {
+    headers.set("cookie", SIGNED_IN);
+    const method = (init.method ?? "GET").toUpperCase();
+    if (!["GET", "HEAD"].includes(method)) {
+      headers.set("x-csrf-token", csrfTokenFor(TEST_SESSION));
+    }
+  }
+  return new Request(`${ORIGIN}${path}`, { ...init, headers });
 }
 
 function postJson(path: string, body: unknown, headers: Record<string, string> = SAME_ORIGIN) {
@@ -1202,8 +1260,14 @@ Deno.test("GET / carries island props as escaped JSON data and no inline script"
     const data = html.match(
       new RegExp(`<script type="application/json" id="${ISLAND_DATA_ID}">([\\s\\S]*?)</script>`),
     );
-    deepEqual(JSON.parse(data?.[1] ?? ""), [{ name: "LiveControls", props: { initial: STATUS } }]);
-    ok(html.includes('data-island="LiveControls" data-island-id="0"'));
+    deepEqual(JSON.parse(data?.[1] ?? ""), [
+      {
+        name: "SessionControls",
+        props: { idleExpiresAt: "2999-01-01T00:00:00.000Z", expiresAt: "2999-01-01T00:00:00.000Z" },
+      },
+      { name: "LiveControls", props: { initial: STATUS } },
+    ]);
+    ok(html.includes('data-island="LiveControls" data-island-id="1"'));
   } finally {
     h.close();
   }

@@ -8,23 +8,39 @@ import { RpcError } from "../../runtime/kit/errors.ts";
 
 /** Codes the gateway itself produces. */
 export type GatewayErrorCode =
+  | "ALREADY_CONFIGURED"
+  | "AUTH_BUSY"
   | "CROSS_SITE_REQUEST"
+  | "CSRF_TOKEN_INVALID"
   | "HOST_NOT_ALLOWED"
   | "INVALID_BODY"
   | "INVALID_HEADER"
   | "INVALID_JSON"
   | "INVALID_QUERY"
+  | "LOGIN_LOCKED"
   | "METHOD_NOT_ALLOWED"
+  | "NOT_CONFIGURED"
   | "NOT_FOUND"
   | "PAYLOAD_TOO_LARGE"
   | "REQUEST_TIMEOUT"
+  | "SETUP_CODE_INVALID"
+  | "SETUP_REQUIRED"
+  | "TOKEN_READ_ONLY"
   | "TOO_MANY_STREAMS"
-  | "UNSUPPORTED_MEDIA_TYPE";
+  | "UNAUTHENTICATED"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "WEAK_PASSPHRASE"
+  | "WRONG_PASSPHRASE";
 
 /** Options of a {@link GatewayError}. */
 export interface GatewayErrorOptions extends ErrorOptions {
   /** Headers the error response must carry (e.g. `Allow` on 405, `Retry-After` on 503). */
   headers?: Record<string, string>;
+  /**
+   * Fields added beside `error` in the JSON answer, for clients that act on them
+   * (`setup_required`, `locked_until`). Plain public data only.
+   */
+  extra?: Record<string, string | number | boolean | null>;
 }
 
 /** A request the gateway refuses, with a code the client can act on. */
@@ -33,6 +49,8 @@ export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   /** Headers to add to the error response. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Fields added beside `error` in the answer. */
+  readonly extra: Readonly<Record<string, string | number | boolean | null>>;
 
   /**
    * @param code what went wrong, picks the status
@@ -44,6 +62,7 @@ export class GatewayError extends Error {
     this.name = "GatewayError";
     this.code = code;
     this.headers = options.headers ?? {};
+    this.extra = options.extra ?? {};
   }
 }
 
@@ -55,18 +74,29 @@ interface CodeMapping {
 }
 
 const GATEWAY_STATUS: Record<GatewayErrorCode, number> = {
+  ALREADY_CONFIGURED: 409,
+  AUTH_BUSY: 503,
   CROSS_SITE_REQUEST: 403,
+  CSRF_TOKEN_INVALID: 403,
   HOST_NOT_ALLOWED: 403,
   INVALID_BODY: 400,
   INVALID_HEADER: 400,
   INVALID_JSON: 400,
   INVALID_QUERY: 400,
+  LOGIN_LOCKED: 423,
   METHOD_NOT_ALLOWED: 405,
+  NOT_CONFIGURED: 409,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
   REQUEST_TIMEOUT: 408,
+  SETUP_CODE_INVALID: 403,
+  SETUP_REQUIRED: 401,
+  TOKEN_READ_ONLY: 403,
   TOO_MANY_STREAMS: 503,
+  UNAUTHENTICATED: 401,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  WEAK_PASSPHRASE: 400,
+  WRONG_PASSPHRASE: 401,
 };
 
 /**
@@ -90,6 +120,8 @@ export interface ErrorAnswer {
   code: string;
   message: string;
   headers: Readonly<Record<string, string>>;
+  /** Fields added beside `error` (GatewayError `extra`). */
+  extra: Readonly<Record<string, string | number | boolean | null>>;
 }
 
 /** Whether an error is one the gateway did not expect (answered as a plain 500). */
@@ -112,6 +144,7 @@ export function errorAnswer(error: unknown, requestId: string): ErrorAnswer {
       code: error.code,
       message: error.message,
       headers: error.headers,
+      extra: error.extra,
     };
   }
   if (error instanceof RpcError && Object.hasOwn(RPC_MAPPING, error.code)) {
@@ -123,6 +156,7 @@ export function errorAnswer(error: unknown, requestId: string): ErrorAnswer {
         ? error.message
         : `A control answered outside its contract (request ${requestId})`,
       headers: mapping.status === 503 ? { "retry-after": "1" } : {},
+      extra: {},
     };
   }
   return {
@@ -130,5 +164,6 @@ export function errorAnswer(error: unknown, requestId: string): ErrorAnswer {
     code: "INTERNAL",
     message: `Internal error (request ${requestId})`,
     headers: {},
+    extra: {},
   };
 }

@@ -2,8 +2,10 @@
 /**
  * Worker entry of the gateway control: the only listener of the system (ARCHITECTURE.md,
  * principle 5). Builds {@link GatewayState} from the clients the manifest grants (system,
- * policy, audit-query, audit-append), serves the app with `Deno.serve` on the configured
- * host and port (or unix socket), emits `gateway.listening` once bound, and drains on stop.
+ * policy, audit-query, audit-append, auth, …), serves the app with `Deno.serve` on the
+ * configured host and port (or unix socket), emits `gateway.listening` once bound, and drains
+ * on stop. Every request but health and static files is authenticated by asking the auth
+ * control (`auth.ts`); the gateway itself stores no session and no secret.
  *
  * Its Deno permissions are net to host:port and read of `<project>/static/`; routes are
  * imported statically, so nothing else is read at runtime.
@@ -19,7 +21,12 @@ import { systemApi } from "../../runtime/kit/system_api.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl } from "../../runtime/kit/worker.ts";
 import { auditAppendApi, auditQueryApi } from "../audit/api.ts";
-import { policyApi } from "../policy/api.ts";
+import { authApi } from "../auth/api.ts";
+import { policyApi, policyViewApi } from "../policy/api.ts";
+import { toolFirewallApi } from "../tool-firewall/api.ts";
+import { quarantineApi } from "../quarantine/api.ts";
+import { registryApi } from "../registry/api.ts";
+import { inferenceApi } from "../inference/api.ts";
 import { GatewayConfigSchema } from "./api.ts";
 import { createApp } from "./app.ts";
 import { createGatewayState } from "./state.ts";
@@ -43,6 +50,12 @@ runControl((ctx) => {
     policy: ctx.client(policyApi),
     auditQuery: ctx.client(auditQueryApi),
     auditAppend: ctx.client(auditAppendApi),
+    auth: ctx.client(authApi),
+    policyView: ctx.client(policyViewApi),
+    toolFirewall: ctx.client(toolFirewallApi),
+    quarantine: ctx.client(quarantineApi),
+    registry: ctx.client(registryApi),
+    ...(ctx.has(inferenceApi) ? { inference: ctx.client(inferenceApi) } : {}),
   });
 
   // Filled once bound (port 0 picks one). Only a loopback gateway restricts Host: names

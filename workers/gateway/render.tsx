@@ -10,6 +10,7 @@ import { type ComponentType, createContext, h, type JSX } from "preact";
 import { useContext } from "preact/hooks";
 import { renderToString } from "preact-render-to-string";
 import { ISLAND_DATA_ID, type IslandRecord } from "../../islands/hydration.ts";
+import type { Principal } from "../auth/api.ts";
 import type { LayoutProps, PageProps } from "./routing.ts";
 
 /** URL of the islands bundle built by `runtime/bundle.ts`. */
@@ -61,6 +62,8 @@ export interface RenderPageOptions {
   layout: ComponentType<LayoutProps>;
   /** Status and extra headers. */
   init?: ResponseInit;
+  /** The signed-in caller, for the layout. */
+  session?: Principal | null;
 }
 
 /**
@@ -81,7 +84,7 @@ export function renderPage<Data>(
     h(
       IslandsContext.Provider,
       { value: islands },
-      h(options.layout, { Component, url: props.url }),
+      h(options.layout, { Component, url: props.url, session: options.session ?? null }),
     ),
   );
   if (islands.length > 0) {

@@ -6,7 +6,27 @@
  */
 import type { ComponentType } from "preact";
 import type { z } from "zod";
+import type { ClientInfo, Principal } from "../auth/api.ts";
 import type { GatewayState } from "./state.ts";
+
+/** Who is asking, as established by the gateway's auth middleware before any route runs. */
+export interface RequestAuth {
+  /**
+   * The authenticated caller. Never null on a protected route (the middleware answered
+   * 401 or redirected to the login page); null on a public route without a valid session.
+   */
+  principal: Principal | null;
+  /** Whether a passphrase is set (false before the first-run setup). */
+  isConfigured: boolean;
+  /** The session cookie's token when it is valid (for logout and passphrase change). */
+  sessionToken: string | null;
+  /** The device cookie's token (the lockout key), or null. */
+  deviceToken: string | null;
+  /** Whether the request came over TLS: cookies are then `Secure`. */
+  isSecure: boolean;
+  /** Address and user agent, for audit entries. */
+  client: ClientInfo;
+}
 
 /** What a handler gets besides the request. */
 export interface RouteContext<Data = unknown> {
@@ -18,6 +38,13 @@ export interface RouteContext<Data = unknown> {
   params: Readonly<Record<string, string>>;
   /** Id of this request, also in the `x-request-id` response header. */
   requestId: string;
+  /** The caller, checked by the auth control before the route runs. */
+  auth: RequestAuth;
+  /**
+   * Whether the route table serves a path pattern (e.g. `/api/v1/audit/verify`): pages use
+   * it to offer an action only once the API behind it exists.
+   */
+  hasRoute(path: string): boolean;
   /** Aborted when the client goes away: pass it to RPC calls. */
   signal: AbortSignal;
   /** Aborted when the gateway stops: long-lived responses must end on it. */
@@ -73,12 +100,35 @@ export interface LayoutProps {
   /** The page, already bound to its props. */
   Component: ComponentType;
   url: URL;
+  /** The signed-in caller (navigation and session controls show only then). */
+  session: Principal | null;
 }
 
 /** What a route module exports. */
 export interface RouteModule<Data = unknown> {
   handler?: Handlers<Data>;
   default?: ComponentType<PageProps<Data>>;
+  config?: RouteConfig;
+}
+
+/** Per-route options (Fresh's `export const config`). */
+export interface RouteConfig {
+  /**
+   * `"stream"`: the handler reads the request body itself (uploads), so the gateway neither
+   * buffers it nor applies the JSON content type and `maxJsonBytes`; the handler enforces its
+   * own type, size and time limits. Authentication, CSRF and the cross-site check still run
+   * first. Only for routes without path parameters. Default `"json"`.
+   */
+  body?: "json" | "stream";
+  /**
+   * `"client-token"`: the route authenticates its callers itself, through the control it
+   * calls (the OpenAI-compatible `/v1` API: the inference control checks per-client bearer
+   * tokens). The gateway requires an `Authorization` header and skips sessions, CSRF and the
+   * cross-site check (browsers never send that header cross-site without a CORS preflight,
+   * which the gateway never grants). Only for routes without path parameters. Default
+   * `"session"`.
+   */
+  auth?: "session" | "client-token";
 }
 
 /** One entry of the route table. */
