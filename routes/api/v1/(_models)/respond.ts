@@ -1,0 +1,58 @@
+/**
+ * How the quarantine and registry routes answer: JSON, and the codes of those two controls
+ * mapped to HTTP statuses. Codes not listed go to the gateway's one error mapping (503 for
+ * an unavailable control, a plain 500 for anything unexpected).
+ * @module
+ */
+import { RpcError } from "../../../../runtime/kit/errors.ts";
+import type { RouteContext } from "../../../../workers/gateway/routing.ts";
+
+/** Status of each quarantine/registry refusal. */
+export const MODEL_ERROR_STATUS: Readonly<Record<string, number>> = {
+  JOB_NOT_FOUND: 404,
+  MODEL_NOT_FOUND: 404,
+  UPLOAD_NOT_FOUND: 404,
+  INVALID_STATE: 409,
+  CONFLICT: 409,
+  MODEL_REVOKED: 409,
+  REVOKED_CONTENT: 409,
+  INTEGRITY_MISMATCH: 409,
+  UPLOAD_OUT_OF_ORDER: 400,
+  UPLOAD_SIZE_MISMATCH: 400,
+  UPLOAD_TOO_LARGE: 413,
+  TOO_MANY_UPLOADS: 429,
+  POLICY_UNAVAILABLE: 503,
+  AUDIT_UNAVAILABLE: 503,
+};
+
+/**
+ * Runs a call to the quarantine or registry and answers with its result as JSON.
+ * @param ctx the route context (request id)
+ * @param call the call
+ * @param init status of a success (default 200)
+ * @returns the response; a mapped refusal becomes `{error: {code, message, requestId}}`
+ * @throws what is not mapped here, for the gateway's error mapping
+ */
+export async function answer(
+  ctx: Pick<RouteContext, "requestId">,
+  call: () => Promise<unknown>,
+  init: { status?: number } = {},
+): Promise<Response> {
+  try {
+    return Response.json(await call(), { status: init.status ?? 200 });
+  } catch (error) {
+    const response = refusal(ctx, error);
+    if (response === null) throw error;
+    return response;
+  }
+}
+
+/** The response for a mapped quarantine/registry refusal, or null. */
+export function refusal(ctx: Pick<RouteContext, "requestId">, error: unknown): Response | null {
+  if (!(error instanceof RpcError) || !Object.hasOwn(MODEL_ERROR_STATUS, error.code)) return null;
+  const status = MODEL_ERROR_STATUS[error.code] as number;
+  return Response.json(
+    { error: { code: error.code, message: error.message, requestId: ctx.requestId } },
+    { status, headers: status === 503 ? { "retry-after": "1" } : {} },
+  );
+}

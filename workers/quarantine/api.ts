@@ -1,0 +1,295 @@
+/**
+ * Contract of the quarantine control (spec 13 §1–§5): uploads stream in over RPC (the
+ * gateway has no write permission at all), each artifact becomes a job that runs the seven
+ * stages in order, and a job can be read, followed, cancelled and — when the policy asks for
+ * a person's approval — approved. Also the config section `quarantine`.
+ * @module
+ */
+import { z } from "zod";
+import { defineApi } from "../../runtime/kit/rpc.ts";
+
+/** The seven stages, in the order they run (spec 13 §3–§4). */
+export const STAGE_NAMES = [
+  "source_policy",
+  "format_gate",
+  "integrity_pin",
+  "provenance",
+  "static_scan",
+  "smoke_test",
+  "diffusion_checks",
+] as const;
+/** A stage name. */
+export const StageNameSchema = z.enum(STAGE_NAMES);
+/** A stage name. */
+export type StageName = z.infer<typeof StageNameSchema>;
+
+/** Formats that may be promoted (pickle-based formats are never admitted, spec 13 §2). */
+export const ModelFormatSchema = z.enum(["gguf", "safetensors"]);
+/** An admitted model format. */
+export type ModelFormat = z.infer<typeof ModelFormatSchema>;
+
+/** Finding severities, lowest first (the scanners' `Severity`). */
+export const SeveritySchema = z.enum(["info", "low", "medium", "high", "critical"]);
+
+/** One finding: which stage, which rule, how bad, and where (offset/member) and why. */
+export const FindingSchema = z.strictObject({
+  stage: z.string().min(1).max(64),
+  rule: z.string().min(1).max(128),
+  severity: SeveritySchema,
+  message: z.string().max(2000),
+  offset: z.number().int().nonnegative().optional(),
+  member: z.string().max(4096).optional(),
+  callable: z.string().max(1024).optional(),
+  opcode: z.string().max(64).optional(),
+});
+/** A finding. */
+export type Finding = z.infer<typeof FindingSchema>;
+
+/** Most findings kept per stage; the rest are counted in one summary finding. */
+export const MAX_STAGE_FINDINGS = 500;
+
+/** Where a stage stands. */
+export const StageStatusSchema = z.enum(["pending", "running", "passed", "failed", "skipped"]);
+
+/**
+ * The one record every stage produces (the stage contract): what it was given, what it
+ * found, its verdict and how long it took. `facts` are what later stages and the registry
+ * use (format, digests, provenance, scan summary).
+ */
+export const StageRecordSchema = z.strictObject({
+  stage: StageNameSchema,
+  status: StageStatusSchema,
+  input: z.record(z.string().max(64), z.unknown()),
+  findings: z.array(FindingSchema).max(MAX_STAGE_FINDINGS + 1),
+  verdict: z.enum(["pass", "fail", "skipped"]).nullable(),
+  timing: z.strictObject({
+    startedAt: z.string().max(40).nullable(),
+    finishedAt: z.string().max(40).nullable(),
+    ms: z.number().nonnegative().nullable(),
+  }),
+  /** Times the stage was started (a restart re-runs an interrupted stage). */
+  attempts: z.number().int().nonnegative(),
+  facts: z.record(z.string().max(64), z.unknown()),
+  note: z.string().max(1000).nullable(),
+});
+/** A stage record. */
+export type StageRecord = z.infer<typeof StageRecordSchema>;
+
+/** Lifecycle of a job. Terminal: promoted, rejected, cancelled. */
+export const JobStateSchema = z.enum([
+  "queued",
+  "running",
+  "awaiting_approval",
+  "promoting",
+  "promotion_failed",
+  "promoted",
+  "rejected",
+  "cancelled",
+]);
+/** A job state. */
+export type JobState = z.infer<typeof JobStateSchema>;
+
+/** A job id: `q` and 24 hex digits. */
+export const JobIdSchema = z.string().regex(/^q[0-9a-f]{24}$/);
+
+/** The policy decision that settled (or holds) a promotion. */
+export const PromotionDecisionSchema = z.strictObject({
+  decision: z.enum(["allow", "deny", "ask"]),
+  rule: z.string().max(200),
+  reasons: z.array(z.string().max(1000)).max(32),
+  policy_version: z.string().max(100),
+});
+/** A promotion decision. */
+export type PromotionDecision = z.infer<typeof PromotionDecisionSchema>;
+
+/** A job without its stage records (lists). */
+export const JobSummarySchema = z.strictObject({
+  id: JobIdSchema,
+  /** The name the artifact was submitted under (display only; never a path). */
+  filename: z.string().max(255),
+  /** `local-import`, or the origin URL. */
+  source: z.string().max(4096),
+  state: JobStateSchema,
+  /** Stage running now, or the one that decided the outcome. */
+  stage: StageNameSchema.nullable(),
+  format: ModelFormatSchema.nullable(),
+  size: z.number().int().nonnegative(),
+  /** Bytes of the current stage's pass over the artifact. */
+  bytesDone: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  fsverity: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  /** Why the job did not get promoted: failure class and message. */
+  error: z.strictObject({ code: z.string().max(64), message: z.string().max(2000) }).nullable(),
+  decision: PromotionDecisionSchema.nullable(),
+  /** Registry id once promoted. */
+  modelId: z.string().max(64).nullable(),
+  createdAt: z.string().max(40),
+  updatedAt: z.string().max(40),
+});
+/** A job summary. */
+export type JobSummary = z.infer<typeof JobSummarySchema>;
+
+/** A job with every stage record. */
+export const JobSchema = JobSummarySchema.extend({
+  stages: z.array(StageRecordSchema).max(STAGE_NAMES.length),
+});
+/** A job. */
+export type Job = z.infer<typeof JobSchema>;
+
+/**
+ * A name an artifact may be submitted under: a bare file name (no path, no leading dot, no
+ * control characters), ≤ 255 bytes.
+ */
+export const ArtifactNameSchema = z.string().min(1).max(255).regex(
+  /^[A-Za-z0-9_+()\[\]-][A-Za-z0-9._+()\[\]-]*$/,
+  "expected a bare file name of letters, digits and . _ + - ( ) [ ]",
+);
+
+/** A detached signature of an artifact (optional sidecar; verified by the provenance stage). */
+export const ArtifactSignatureSchema = z.strictObject({
+  version: z.literal(1),
+  algorithm: z.literal("ed25519"),
+  /** Id of a key in `quarantine.trustedKeys`. */
+  keyId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  /** Base64 of the 64-byte Ed25519 signature over {@link signedMessage}. */
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/),
+});
+/** A detached artifact signature. */
+export type ArtifactSignature = z.infer<typeof ArtifactSignatureSchema>;
+
+/** Domain separation of artifact signatures. */
+export const SIGNATURE_CONTEXT = "SecAI-Model-Signature-v1";
+
+/**
+ * The bytes an artifact signature covers: context, NUL, the artifact's SHA-256 in lowercase
+ * hex, NUL, its size in decimal. Binding the size too means a signature cannot be replayed
+ * onto a truncated or extended file that somehow shared a prefix digest.
+ * @param sha256 64 lowercase hex
+ * @param size bytes
+ * @returns UTF-8 bytes to sign or verify
+ */
+export function signedMessage(sha256: string, size: number): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`${SIGNATURE_CONTEXT}\0${sha256}\0${size}`);
+}
+
+/**
+ * A ticket an importer (the CLI) writes beside an inbox item as `.<name>.ticket`, to find
+ * the job its item became. Not a secret; 24 lowercase hex.
+ */
+export const TicketSchema = z.string().regex(/^[0-9a-f]{24}$/);
+
+/** Largest upload chunk over RPC. */
+export const MAX_CHUNK_BYTES = 1 << 20;
+const UploadIdSchema = z.string().regex(/^u[0-9a-f]{24}$/);
+
+/** The quarantine contract (gateway, CLI). */
+export const quarantineApi = defineApi("quarantine", {
+  /** Opens an upload into the inbox; bytes follow with `uploadChunk`. */
+  uploadBegin: {
+    input: z.strictObject({
+      filename: ArtifactNameSchema,
+      /** Declared size, if known: checked against the limit now and the bytes at the end. */
+      size: z.number().int().nonnegative().optional(),
+      signature: ArtifactSignatureSchema.optional(),
+    }),
+    output: z.strictObject({ uploadId: UploadIdSchema, maxBytes: z.number().int().positive() }),
+  },
+  /** Appends bytes at `offset` (must equal the bytes received so far). */
+  uploadChunk: {
+    input: z.strictObject({
+      uploadId: UploadIdSchema,
+      offset: z.number().int().nonnegative(),
+      data: z.custom<Uint8Array>(
+        (d) => d instanceof Uint8Array && d.byteLength > 0 && d.byteLength <= MAX_CHUNK_BYTES,
+        `expected 1 to ${MAX_CHUNK_BYTES} bytes`,
+      ),
+    }),
+    output: z.strictObject({ received: z.number().int().nonnegative() }),
+  },
+  /** Closes the upload, claims the artifact and queues its job. */
+  uploadFinish: {
+    input: z.strictObject({ uploadId: UploadIdSchema }),
+    output: JobSummarySchema,
+  },
+  /** Discards an upload. */
+  uploadAbort: {
+    input: z.strictObject({ uploadId: UploadIdSchema }),
+    output: z.strictObject({}),
+  },
+  /** Jobs, newest first. */
+  list: {
+    input: z.strictObject({
+      limit: z.number().int().min(1).max(500).default(50),
+      state: JobStateSchema.optional(),
+      /** The ticket an importer left beside an inbox item (`.<name>.ticket`). */
+      ticket: TicketSchema.optional(),
+    }),
+    output: z.strictObject({ jobs: z.array(JobSummarySchema).max(500) }),
+  },
+  /** One job with its stage records. */
+  get: { input: z.strictObject({ id: JobIdSchema }), output: JobSchema },
+  /** Stops a job that has not finished; its artifact is deleted. */
+  cancel: { input: z.strictObject({ id: JobIdSchema }), output: JobSummarySchema },
+  /**
+   * Approves a job the promotion policy answered `ask` for, or retries a promotion that
+   * failed (registry or policy unreachable). The registry asks the policy again.
+   */
+  promote: { input: z.strictObject({ id: JobIdSchema }), output: JobSummarySchema },
+});
+
+/** A URL prefix models may come from (spec 13 §3 stage 1, `sources.allowlist.yaml`). */
+export const SourceRuleSchema = z.strictObject({
+  /** `https://host/path-prefix` */
+  urlPrefix: z.string().max(4096).regex(/^https:\/\/[a-z0-9.-]+(\/[^\s?#]*)?$/),
+  formats: z.array(ModelFormatSchema).min(1).max(2),
+  requireSignature: z.boolean().default(false),
+});
+
+/** A pin in the lock (spec 13 §3 stage 3, `models.lock.yaml`). */
+export const PinSchema = z.strictObject({
+  name: z.string().min(1).max(512),
+  format: ModelFormatSchema,
+  source: z.string().max(4096).nullable().default(null),
+  sourceRevision: z.string().regex(/^[0-9a-f]{40}$/).nullable().default(null),
+  filename: ArtifactNameSchema,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex"),
+  sizeBytes: z.number().int().positive().max(64 * 2 ** 30),
+  blocked: z.boolean().default(false),
+  blockedReason: z.string().max(1000).nullable().default(null),
+});
+/** A lock pin. */
+export type Pin = z.infer<typeof PinSchema>;
+
+/** A key whose signatures the provenance stage accepts. */
+export const TrustedKeySchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  /** Base64 of the raw 32-byte Ed25519 public key. */
+  publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+});
+
+/** Config section `quarantine`. */
+export const QuarantineConfigSchema = z.strictObject({
+  /** Largest artifact accepted (spec 13 §6: ≤ 64 GiB). */
+  maxArtifactBytes: z.number().int().min(1024).max(64 * 2 ** 30).default(64 * 2 ** 30),
+  /** Formats admitted by the format gate (`models.allowed_formats`). */
+  allowedFormats: z.array(ModelFormatSchema).min(1).max(2).default(["gguf", "safetensors"]),
+  /** Unsigned artifacts fail the provenance stage. */
+  requireSignature: z.boolean().default(false),
+  trustedKeys: z.array(TrustedKeySchema).max(64).default([]),
+  /** Remote origins; an empty list refuses every remote source. */
+  sources: z.array(SourceRuleSchema).max(256).default([
+    { urlPrefix: "https://huggingface.co", formats: ["gguf", "safetensors"] },
+    { urlPrefix: "https://cas-bridge.xethub.hf.co", formats: ["gguf", "safetensors"] },
+    { urlPrefix: "https://registry.ollama.ai", formats: ["gguf"] },
+  ]),
+  pins: z.array(PinSchema).max(10_000).default([]),
+  /** Inbox poll period (spec 13 §2: 5 s). */
+  inboxPollMs: z.number().int().min(200).max(600_000).default(5_000),
+  /** Wall clock of one sandboxed stage job (the runner caps it at 10 min). */
+  stageTimeoutMs: z.number().int().min(1_000).max(1_200_000).default(600_000),
+  /** JS heap and extra address space of a sandboxed scan job. */
+  scanHeapMb: z.number().int().min(64).max(8192).default(512),
+  scanMemMb: z.number().int().min(256).max(65536).default(4096),
+}).default({});
+/** Quarantine config. */
+export type QuarantineConfig = z.infer<typeof QuarantineConfigSchema>;

@@ -1,0 +1,416 @@
+/**
+ * How artifacts enter the quarantine (spec 13 §2):
+ * - **Uploads** stream in over RPC in ordered chunks into a hidden `.upload-*` file of
+ *   `quarantine/incoming/` (dot-files are never artifacts), with the size limit enforced as
+ *   bytes arrive. The gateway never writes a file.
+ * - **The inbox**: a regular file dropped into `quarantine/incoming/` is claimed once it
+ *   stopped changing for one poll, with optional sidecars `.<name>.source` (origin URL) and
+ *   `.<name>.sig.json` (detached signature). A refused item gets a `.<name>.status.json`
+ *   marker that hides it from later polls.
+ * - **Claim**: the artifact is renamed into the job's private `quarantine/processing/<id>/`
+ *   directory; a file with other hard links is copied instead, so nobody outside keeps a way
+ *   to change the bytes being scanned.
+ * @module
+ */
+import { writeFileAtomic } from "../../runtime/kit/fs.ts";
+import {
+  ArtifactNameSchema,
+  type ArtifactSignature,
+  ArtifactSignatureSchema,
+  type ModelFormat,
+  TicketSchema,
+} from "./api.ts";
+import { QuarantineError } from "./errors.ts";
+import { formatOfName } from "./stages/format_gate.ts";
+import { MAX_SOURCE_BYTES } from "./stages/source_policy.ts";
+import { PROCESSING_DIR } from "./pipeline.ts";
+
+/** The inbox (writable by importers; only hidden temp files are written by uploads). */
+export const INCOMING_DIR = "quarantine/incoming";
+/** Uploads open at once. */
+const MAX_OPEN_UPLOADS = 8;
+/** An upload idle this long is discarded. */
+const UPLOAD_IDLE_MS = 10 * 60_000;
+// deno-lint-ignore no-control-regex -- refusing control characters is the point
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+/** Largest sidecar read. */
+const MAX_SIDECAR_BYTES = 4096;
+
+interface Upload {
+  id: string;
+  filename: string;
+  declared: number | undefined;
+  signature: ArtifactSignature | null;
+  file: Deno.FsFile;
+  path: string;
+  received: number;
+  lastActive: number;
+  busy: boolean;
+}
+
+/** A finished upload, ready to be claimed. */
+export interface FinishedUpload {
+  path: string;
+  filename: string;
+  size: number;
+  signature: ArtifactSignature | null;
+}
+
+/** Upload sessions of one control. */
+export class Uploads {
+  readonly #home: string;
+  readonly #maxBytes: number;
+  readonly #open = new Map<string, Upload>();
+
+  /**
+   * @param home state dir
+   * @param options the largest artifact accepted
+   */
+  constructor(home: string, options: { maxBytes: number }) {
+    this.#home = home;
+    this.#maxBytes = options.maxBytes;
+  }
+
+  /**
+   * Opens an upload.
+   * @throws {QuarantineError} UPLOAD_TOO_LARGE, TOO_MANY_UPLOADS
+   */
+  async begin(input: {
+    filename: string;
+    size?: number | undefined;
+    signature?: ArtifactSignature | undefined;
+  }): Promise<{ uploadId: string; maxBytes: number }> {
+    this.sweep();
+    if (input.size !== undefined && input.size > this.#maxBytes) {
+      throw new QuarantineError(
+        "UPLOAD_TOO_LARGE",
+        `Upload of ${input.size} bytes exceeds the limit of ${this.#maxBytes} bytes`,
+      );
+    }
+    if (this.#open.size >= MAX_OPEN_UPLOADS) {
+      throw new QuarantineError(
+        "TOO_MANY_UPLOADS",
+        `${MAX_OPEN_UPLOADS} uploads are open already; finish or abort one first`,
+      );
+    }
+    const id = `u${randomHex(12)}`;
+    const path = `${this.#home}/${INCOMING_DIR}/.upload-${id}`;
+    const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    this.#open.set(id, {
+      id,
+      filename: input.filename,
+      declared: input.size,
+      signature: input.signature ?? null,
+      file,
+      path,
+      received: 0,
+      lastActive: Date.now(),
+      busy: false,
+    });
+    return { uploadId: id, maxBytes: this.#maxBytes };
+  }
+
+  /**
+   * Appends the next chunk.
+   * @throws {QuarantineError} UPLOAD_NOT_FOUND, UPLOAD_OUT_OF_ORDER, UPLOAD_TOO_LARGE
+   */
+  async chunk(input: { uploadId: string; offset: number; data: Uint8Array }): Promise<number> {
+    const upload = this.#get(input.uploadId);
+    if (upload.busy || input.offset !== upload.received) {
+      throw new QuarantineError(
+        "UPLOAD_OUT_OF_ORDER",
+        `Chunk at offset ${input.offset} does not follow the ${upload.received} bytes received`,
+      );
+    }
+    const total = upload.received + input.data.byteLength;
+    if (total > this.#maxBytes || (upload.declared !== undefined && total > upload.declared)) {
+      await this.abort(upload.id);
+      throw new QuarantineError(
+        "UPLOAD_TOO_LARGE",
+        `Upload exceeds ${
+          upload.declared !== undefined && upload.declared < this.#maxBytes
+            ? `its declared size of ${upload.declared}`
+            : `the limit of ${this.#maxBytes}`
+        } bytes`,
+      );
+    }
+    upload.busy = true;
+    try {
+      let written = 0;
+      while (written < input.data.byteLength) {
+        written += await upload.file.write(input.data.subarray(written));
+      }
+    } finally {
+      upload.busy = false;
+    }
+    upload.received = total;
+    upload.lastActive = Date.now();
+    return total;
+  }
+
+  /**
+   * Closes an upload; the caller claims the file.
+   * @throws {QuarantineError} UPLOAD_NOT_FOUND, UPLOAD_SIZE_MISMATCH
+   */
+  async finish(uploadId: string): Promise<FinishedUpload> {
+    const upload = this.#get(uploadId);
+    if (upload.declared !== undefined && upload.received !== upload.declared) {
+      await this.abort(uploadId);
+      throw new QuarantineError(
+        "UPLOAD_SIZE_MISMATCH",
+        `Upload ended after ${upload.received} of its declared ${upload.declared} bytes`,
+      );
+    }
+    this.#open.delete(uploadId);
+    try {
+      await upload.file.sync();
+    } finally {
+      upload.file.close();
+    }
+    return {
+      path: upload.path,
+      filename: upload.filename,
+      size: upload.received,
+      signature: upload.signature,
+    };
+  }
+
+  /** Discards an upload and its bytes (unknown ids are ignored: the result is the same). */
+  async abort(uploadId: string): Promise<void> {
+    const upload = this.#open.get(uploadId);
+    if (upload === undefined) return;
+    this.#open.delete(uploadId);
+    upload.file.close();
+    await Deno.remove(upload.path).catch(ignoreNotFound);
+  }
+
+  /** Discards uploads idle for too long. */
+  sweep(): void {
+    const now = Date.now();
+    for (const upload of this.#open.values()) {
+      if (now - upload.lastActive > UPLOAD_IDLE_MS && !upload.busy) void this.abort(upload.id);
+    }
+  }
+
+  /** Discards every open upload (stop). */
+  async closeAll(): Promise<void> {
+    for (const id of [...this.#open.keys()]) await this.abort(id);
+  }
+
+  #get(id: string): Upload {
+    const upload = this.#open.get(id);
+    if (upload === undefined) {
+      throw new QuarantineError("UPLOAD_NOT_FOUND", `No open upload "${id}"`);
+    }
+    return upload;
+  }
+}
+
+/** Removes upload leftovers of an earlier run (uploads do not survive a restart). */
+export async function removeStaleUploads(home: string): Promise<number> {
+  let removed = 0;
+  for await (const entry of Deno.readDir(`${home}/${INCOMING_DIR}`)) {
+    if (entry.isFile && entry.name.startsWith(".upload-u")) {
+      await Deno.remove(`${home}/${INCOMING_DIR}/${entry.name}`).catch(ignoreNotFound);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/**
+ * The artifact file name inside its job directory: the admitted extension is kept (the
+ * scanners and the registry read it), anything else is dropped.
+ */
+export function artifactName(filename: string): string {
+  const byName = formatOfName(filename);
+  return "format" in byName ? `artifact.${byName.format satisfies ModelFormat}` : "artifact";
+}
+
+/**
+ * Moves an artifact into its job's private directory.
+ * @param home state dir
+ * @param from absolute path of the file to claim (in the inbox)
+ * @param options job id and the submitted name
+ * @returns the artifact's path relative to the state dir
+ */
+export async function claim(
+  home: string,
+  from: string,
+  options: { jobId: string; filename: string },
+): Promise<string> {
+  const dir = `${PROCESSING_DIR}/${options.jobId}`;
+  await Deno.mkdir(`${home}/${dir}`, { recursive: true, mode: 0o700 });
+  const rel = `${dir}/${artifactName(options.filename)}`;
+  const to = `${home}/${rel}`;
+  await Deno.rename(from, to);
+  const info = await Deno.lstat(to);
+  if (!info.isFile) {
+    await Deno.remove(to);
+    throw new QuarantineError("INVALID_STATE", "The submitted artifact is not a regular file");
+  }
+  if ((info.nlink ?? 1) > 1) {
+    // Another link would let its holder change the bytes under the scan: take a copy.
+    const copy = `${to}.copy`;
+    await Deno.copyFile(to, copy);
+    await Deno.remove(to);
+    await Deno.rename(copy, to);
+  }
+  await Deno.chmod(to, 0o400);
+  return rel;
+}
+
+/** An inbox item ready to be claimed. */
+export interface InboxItem {
+  name: string;
+  path: string;
+  size: number;
+  source: string | null;
+  signature: ArtifactSignature | null;
+  ticket: string | null;
+}
+
+/**
+ * Scans the inbox for items that are stable (unchanged since the previous poll).
+ * Refused items get a status marker. Returns what may be claimed now.
+ * @param home state dir
+ * @param seen file identities of the previous poll (updated in place)
+ */
+export async function pollInbox(home: string, seen: Map<string, string>): Promise<InboxItem[]> {
+  const dir = `${home}/${INCOMING_DIR}`;
+  const names = new Set<string>();
+  for await (const entry of Deno.readDir(dir)) names.add(entry.name);
+  const ready: InboxItem[] = [];
+  const current = new Map<string, string>();
+  for (const name of [...names].sort()) {
+    if (name.startsWith(".") || names.has(`.${name}.status.json`)) continue;
+    const path = `${dir}/${name}`;
+    const info = await Deno.lstat(path);
+    if (!info.isFile) {
+      await refuse(dir, name, "not a regular file (links, directories and devices are refused)");
+      continue;
+    }
+    if (!ArtifactNameSchema.safeParse(name).success) {
+      await refuse(
+        dir,
+        name,
+        "the file name is not a bare name of letters, digits and . _ + - ( ) [ ]",
+      );
+      continue;
+    }
+    const id = `${info.ino}:${info.size}:${info.mtime?.getTime() ?? 0}`;
+    current.set(name, id);
+    try {
+      // A ticket is written by an importer that finished writing the item (the CLI): such an
+      // item is complete now. Others wait until they did not change for one poll.
+      const ticket = await readTicketSidecar(`${dir}/.${name}.ticket`);
+      if (ticket === null && seen.get(name) !== id) continue;
+      ready.push({
+        name,
+        path,
+        size: info.size,
+        source: await readSourceSidecar(`${dir}/.${name}.source`),
+        signature: await readSignatureSidecar(`${dir}/.${name}.sig.json`),
+        ticket,
+      });
+    } catch (error) {
+      if (!(error instanceof SidecarError)) throw error;
+      await refuse(dir, name, error.message);
+    }
+  }
+  seen.clear();
+  for (const [name, id] of current) seen.set(name, id);
+  return ready;
+}
+
+/** Deletes an item's sidecars after its claim. */
+export async function removeSidecars(home: string, name: string): Promise<void> {
+  for (const suffix of [".source", ".sig.json", ".ticket"]) {
+    await Deno.remove(`${home}/${INCOMING_DIR}/.${name}${suffix}`).catch(ignoreNotFound);
+  }
+}
+
+class SidecarError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SidecarError";
+  }
+}
+
+async function readSidecar(path: string): Promise<string | null> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  if (!info.isFile || (info.nlink ?? 1) !== 1) {
+    throw new SidecarError(`Sidecar "${name}" is not a single-link regular file`);
+  }
+  if (info.size > MAX_SIDECAR_BYTES) {
+    throw new SidecarError(`Sidecar "${name}" is larger than ${MAX_SIDECAR_BYTES} bytes`);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
+  } catch (error) {
+    if (error instanceof TypeError) throw new SidecarError(`Sidecar "${name}" is not UTF-8`);
+    throw error;
+  }
+}
+
+async function readSourceSidecar(path: string): Promise<string | null> {
+  const text = await readSidecar(path);
+  if (text === null) return null;
+  const url = text.replace(/\n$/, "");
+  if (
+    url.length === 0 || new TextEncoder().encode(url).length > MAX_SOURCE_BYTES ||
+    CONTROL_CHARS.test(url)
+  ) {
+    throw new SidecarError("The .source sidecar is empty, too long or holds control characters");
+  }
+  return url;
+}
+
+async function readTicketSidecar(path: string): Promise<string | null> {
+  const text = await readSidecar(path);
+  if (text === null) return null;
+  const parsed = TicketSchema.safeParse(text.trim());
+  if (!parsed.success) throw new SidecarError("The .ticket sidecar is not 24 lowercase hex");
+  return parsed.data;
+}
+
+async function readSignatureSidecar(path: string): Promise<ArtifactSignature | null> {
+  const text = await readSidecar(path);
+  if (text === null) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new SidecarError("The .sig.json sidecar is not JSON");
+    throw error;
+  }
+  const parsed = ArtifactSignatureSchema.safeParse(value);
+  if (!parsed.success) throw new SidecarError("The .sig.json sidecar is not a valid signature");
+  return parsed.data;
+}
+
+async function refuse(dir: string, name: string, reason: string): Promise<void> {
+  // The marker's name is derived from the item's; a name too odd to derive one from is left.
+  if (name.length > 200 || name.includes("/")) return;
+  await writeFileAtomic(
+    `${dir}/.${name}.status.json`,
+    JSON.stringify({ state: "refused", reason, at: new Date().toISOString() }),
+  );
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}
+
+/** Random lowercase hex of `bytes` bytes. */
+export function randomHex(bytes: number): string {
+  const data = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(data, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,120 @@
+/**
+ * Stage 2 — format gate (spec 13 §2 pre-gate and §3). By name first: pickle-based
+ * extensions are refused (`DENIED_FORMAT`), anything but `.gguf`/`.safetensors` is
+ * `UNKNOWN_FORMAT`, and the format must be in `quarantine.allowedFormats` and in the formats
+ * of the matching source rule. Then by content, in the sandboxed `format_gate` job (the
+ * artifact's bytes are never parsed in this worker): magic, version, header bounds and the
+ * pickle-polyglot prefix.
+ * @module
+ */
+import { z } from "zod";
+import { type ModelFormat, ModelFormatSchema } from "../api.ts";
+import type { FailureClass } from "../errors.ts";
+import { fail, pass, type Stage, type StageOutcome } from "./stage.ts";
+
+/** Extensions of pickle-based formats: never admitted (spec 13 §2). */
+export const DENIED_EXTENSIONS: readonly string[] = [
+  ".pkl",
+  ".pickle",
+  ".pt",
+  ".pth",
+  ".bin",
+  ".ckpt",
+  ".npy",
+  ".npz",
+  ".joblib",
+];
+
+/** Time the header check may take. */
+const GATE_TIMEOUT_MS = 30_000;
+
+const GateResultSchema = z.strictObject({
+  verdict: z.enum(["pass", "fail"]),
+  format: ModelFormatSchema.nullable(),
+  code: z.enum([
+    "PICKLE_POLYGLOT",
+    "DENIED_FORMAT",
+    "INVALID_HEADER",
+    "FORMAT_MISMATCH",
+    "UNKNOWN_FORMAT",
+  ]).optional(),
+  message: z.string().max(2000).optional(),
+  facts: z.record(z.string().max(32), z.number()),
+});
+
+/**
+ * The format an artifact's name claims.
+ * @param filename the submitted name
+ * @returns the format, or the failure class and reason
+ */
+export function formatOfName(
+  filename: string,
+): { format: ModelFormat } | { code: FailureClass; message: string } {
+  const lower = filename.toLowerCase();
+  const dot = lower.lastIndexOf(".");
+  const ext = dot <= 0 ? "" : lower.slice(dot);
+  if (ext === ".gguf") return { format: "gguf" };
+  if (ext === ".safetensors") return { format: "safetensors" };
+  if (DENIED_EXTENSIONS.includes(ext)) {
+    return {
+      code: "DENIED_FORMAT",
+      message: `Pickle-based format "${ext}" is never admitted; convert it to safetensors`,
+    };
+  }
+  return {
+    code: "UNKNOWN_FORMAT",
+    message: `Unknown format "${
+      ext || "(no extension)"
+    }": only .gguf and .safetensors are admitted`,
+  };
+}
+
+/** Stage 2. */
+export const formatGateStage: Stage = {
+  name: "format_gate",
+  describeInput: (ctx) => ({ filename: ctx.filename }),
+  async run(ctx): Promise<StageOutcome> {
+    const byName = formatOfName(ctx.filename);
+    if ("code" in byName) return fail("format_gate", byName);
+    const format = byName.format;
+    if (!ctx.config.allowedFormats.includes(format)) {
+      return fail("format_gate", {
+        code: "DENIED_FORMAT",
+        message: `Format "${format}" is not in quarantine.allowedFormats`,
+      });
+    }
+    if (ctx.facts.sourceFormats !== undefined && !ctx.facts.sourceFormats.includes(format)) {
+      return fail("format_gate", {
+        code: "DENIED_FORMAT",
+        message: `The source rule for this origin does not admit format "${format}"`,
+      });
+    }
+    const result = await ctx.sandbox("format_gate", {
+      args: [format],
+      limits: { timeoutMs: GATE_TIMEOUT_MS, heapMb: 64, memMb: 256, cpuSec: 30 },
+    });
+    if (result.status !== "ok") {
+      throw new Error(
+        `Format gate job ended "${result.status}"${
+          result.error ? `: ${result.error.code} ${result.error.message}` : ""
+        }`,
+      );
+    }
+    const parsed = GateResultSchema.safeParse(result.result);
+    if (!parsed.success) throw new Error("Format gate job answered outside its contract");
+    const gate = parsed.data;
+    if (gate.verdict === "fail") {
+      return fail("format_gate", {
+        code: gate.code ?? "INVALID_HEADER",
+        message: gate.message ?? "The file's header was refused",
+      });
+    }
+    if (gate.format !== format) throw new Error("Format gate job passed another format");
+    return pass(
+      { format },
+      format === "gguf"
+        ? `GGUF version ${gate.facts.version ?? "?"}`
+        : `safetensors header of ${gate.facts.headerBytes ?? "?"} bytes`,
+    );
+  },
+};
