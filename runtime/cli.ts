@@ -12,9 +12,18 @@ import { Supervisor } from "./supervisor.ts";
 import { configureLog, log, print, printError } from "./log.ts";
 import { ManifestError } from "./manifest.ts";
 import { JobRunner } from "./sandbox/mod.ts";
+import { engineHostFactory } from "./engine/mod.ts";
 import { ensureIslandBundle } from "./bundle.ts";
 import { writeFileAtomic } from "./kit/fs.ts";
 import { controlsCommand } from "./cli_controls.ts";
+import { scanCommand } from "./cli_scan.ts";
+import { convertAndImportCommand, importCommand, modelsCommand } from "./cli_models.ts";
+import { policyCommand } from "./cli_policy.ts";
+import { auditCommand } from "./cli_audit.ts";
+import { chatCommand } from "./cli_chat.ts";
+import { tokensCommand } from "./cli_tokens.ts";
+import { auditAppendApi } from "../workers/audit/api.ts";
+import { createHash } from "node:crypto";
 import { loadEvidenceView } from "./evidence.ts";
 
 const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -27,6 +36,14 @@ Commands:
   start    Start the runtime (supervisor, controls, gateway) in the foreground
   status   Show the state of a running instance
   controls Show the evidence matrix: each control, its status and the tests proving it
+  scan     Scan model files with the static scanners in the sandbox (FILE... [--json])
+  convert  Convert a PyTorch checkpoint to safetensors without running its pickle (IN OUT)
+  import   Run a model file through the quarantine into the registry (secai import FILE)
+  models   List the trusted registry; secai models revoke ID --reason TEXT
+  policy   Evaluate, test, explain and what-if the policy (secai policy help)
+  audit    Verify the audit log offline; heads, proofs, export (secai audit help)
+  chat     Chat with a promoted model, streaming the answer (secai chat MODEL [MESSAGE])
+  tokens   Client tokens of the /v1 inference API (secai tokens create NAME | list | revoke ID)
   version  Print the version
   help     Show this help
 
@@ -48,6 +65,23 @@ export async function main(argv: string[]): Promise<number> {
         return await status(rest);
       case "controls":
         return await controlsCommand(rest);
+      case "scan":
+        return await scanCommand(rest);
+      case "convert":
+        // Converts, then sends the result through the quarantine (cli_models.ts).
+        return await convertAndImportCommand(rest);
+      case "import":
+        return await importCommand(rest);
+      case "models":
+        return await modelsCommand(rest);
+      case "policy":
+        return await policyCommand(rest);
+      case "audit":
+        return await auditCommand(rest);
+      case "chat":
+        return await chatCommand(rest);
+      case "tokens":
+        return await tokensCommand(rest);
       case "version": {
         const { flags } = parseArgs(rest, { json: "boolean" });
         print(flags.json ? JSON.stringify({ version: VERSION, deno: Deno.version.deno }) : VERSION);
@@ -115,7 +149,11 @@ async function start(argv: string[]): Promise<number> {
       codeRoots: [PROJECT_ROOT],
       configPath: `${PROJECT_ROOT}/deno.json`,
       denoPath,
+      // Granted only to jobs whose manifest entry names them (jobLibraries).
+      libraries: ["libyara.so.9"],
     }),
+    // Sandboxed llama.cpp engines for controls with an engine grant (inference, quarantine).
+    engineHost: engineHostFactory({ home, projectRoot: PROJECT_ROOT, denoPath }),
     evidence: () => loadEvidenceView(PROJECT_ROOT),
   });
 
@@ -132,6 +170,7 @@ async function start(argv: string[]): Promise<number> {
 
   const started = performance.now();
   const isReady = await supervisor.start();
+  await recordConfigLoaded(supervisor, { path, created });
   const where = await supervisor.gatewayAddress(5_000).then(
     (a) => (a.transport === "tcp" ? `http://${a.host}:${a.port}/` : `unix:${a.path}`),
     () => "(gateway not listening)",
@@ -151,6 +190,14 @@ async function start(argv: string[]): Promise<number> {
       ),
     });
   }
+  // First run: the dashboard asks for the passphrase and the setup code (never logged).
+  const setupCode = `${home}/auth/setup-code`;
+  if (await Deno.stat(setupCode).then(() => true, () => false)) {
+    log("info", "First run: open the dashboard to set the passphrase", {
+      url: where.startsWith("http") ? `${where}setup` : where,
+      setupCodeFile: setupCode,
+    });
+  }
   // Runs until a signal; the supervisor keeps restarting controls meanwhile.
   await new Promise<void>((resolve) => {
     const wait = () => (stopping ? stopping.then(resolve) : setTimeout(wait, 200));
@@ -160,6 +207,32 @@ async function start(argv: string[]): Promise<number> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   log("info", "Stopped");
   return 0;
+}
+
+/**
+ * Records the config in force in the audit log (`config.loaded`, with the file's SHA-256), so
+ * every configuration change shows up as a new digest at the next start. A failure is logged:
+ * the supervisor's lifecycle entries keep flowing either way.
+ */
+async function recordConfigLoaded(
+  supervisor: Supervisor,
+  config: { path: string; created: boolean },
+): Promise<void> {
+  try {
+    const bytes = await Deno.readFile(config.path);
+    await supervisor.client(auditAppendApi).call("append", {
+      type: "config.loaded",
+      actor: "supervisor",
+      subject: config.path.slice(-1000),
+      evidence: {
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        bytes: bytes.length,
+        created: config.created,
+      },
+    });
+  } catch (err) {
+    log("warn", "Cannot record the config in the audit log", { error: String(err) });
+  }
 }
 
 /** Holds `run/supervisor.pid` while running; refuses when a live process holds it. */
@@ -222,7 +295,14 @@ async function status(argv: string[]): Promise<number> {
     controls: { name: string; state: string; restarts: number; lastError: string | null }[];
   };
   try {
-    const res = await fetch(`${base}/api/v1/controls`, { signal: AbortSignal.timeout(3000) });
+    // The API needs a credential: the auth control's read-only CLI token (0600, renewed at
+    // every start).
+    const token = (await Deno.readTextFile(`${home}/auth/cli-token`)).trim();
+    const res = await fetch(`${base}/api/v1/controls`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(3000),
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status} from ${base}/api/v1/controls`);
     body = await res.json();
   } catch (err) {
     return report(

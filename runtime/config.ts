@@ -9,6 +9,10 @@ import { parseDocument } from "yaml";
 import { GatewayConfigSchema } from "../workers/gateway/api.ts";
 import { PolicyConfigSchema } from "../workers/policy/api.ts";
 import { AuditConfigSchema } from "../workers/audit/api.ts";
+import { AuthConfigSchema } from "../workers/auth/api.ts";
+import { QuarantineConfigSchema } from "../workers/quarantine/api.ts";
+import { RegistryConfigSchema } from "../workers/registry/api.ts";
+import { InferenceConfigSchema } from "../workers/inference/api.ts";
 import { describeZodError } from "./kit/validate.ts";
 import { writeFileAtomic } from "./kit/fs.ts";
 
@@ -29,6 +33,10 @@ export const ConfigSchema = z.strictObject({
   supervisor: SupervisorConfigSchema,
   policy: PolicyConfigSchema,
   audit: AuditConfigSchema,
+  auth: AuthConfigSchema,
+  quarantine: QuarantineConfigSchema,
+  registry: RegistryConfigSchema,
+  inference: InferenceConfigSchema,
 });
 /** Validated config. */
 export type Config = z.infer<typeof ConfigSchema>;
@@ -71,8 +79,47 @@ supervisor:
   shutdownTimeoutMs: 4000
 
 # Per-control sections (more settings arrive with each control).
-policy: {}
-audit: {}
+policy:
+  # The policy files are <project>/policy/defaults/*.yaml, replaced file by file by copies in
+  # <state dir>/policy/ (watched: an edit applies after this many ms of quiet, if it is valid).
+  reloadDebounceMs: 100
+
+audit:
+  # A segment of the audit log is rotated (and made read-only) at this many bytes.
+  segmentMaxBytes: 33554432
+  # Full verification of the log every N minutes (0: off), and once shortly after start.
+  verifyIntervalMinutes: 30
+  verifyOnStart: true
+
+auth:
+  # Minutes without a change (any POST from the dashboard) before a session ends; reading
+  # pages does not extend it.
+  idleTimeoutMinutes: 30
+  # Hours after login when a session ends regardless of activity.
+  sessionLifetimeHours: 12
+  # A file in the state dir's auth/ folder holding the first passphrase, for unattended
+  # installs: read once at the first start, hashed (scrypt), then deleted. null: set the
+  # passphrase in the browser with the setup code from auth/setup-code.
+  initialPassphraseFile: null
+
+# Model quarantine (every key optional; see workers/quarantine/api.ts for all of them):
+# maxArtifactBytes, allowedFormats [gguf, safetensors], requireSignature (false),
+# trustedKeys [{id, publicKey}] (Ed25519, base64), sources [{urlPrefix, formats,
+# requireSignature}], pins [{name, format, filename, sha256, sizeBytes, blocked, ...}],
+# inboxPollMs (5000), stageTimeoutMs, scanHeapMb, scanMemMb.
+quarantine: {}
+
+# Trusted registry: verifyIntervalMinutes (5, 15, 30 or 60; default 15) re-hashes every model.
+registry: {}
+
+# Local inference (OpenAI-compatible API at /v1; every key optional, see
+# workers/inference/api.ts): enabled (true), defaultModel (null), contextSize (8192),
+# threads (null: cores - 1), memoryBudgetMb (null: available memory - 1 GiB),
+# idleUnloadMinutes (15), defaultMaxTokens (512), maxTokensLimit (4096), maxConcurrent (1),
+# maxQueue (8), queueTimeoutMs, requestTimeoutMs (300000), external (null, or
+# {baseUrl: https://host/v1, models: [names], apiKeyFile: inference/<file>}: used only when
+# the policy's egress domain allows it).
+inference: {}
 `;
 
 /**

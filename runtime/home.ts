@@ -5,7 +5,7 @@
  */
 
 /** Sub-directories created on start. */
-export const HOME_DIRS = ["audit", "logs", "run", "jobs"] as const;
+export const HOME_DIRS = ["audit", "auth", "logs", "policy", "run", "jobs"] as const;
 
 /**
  * Picks the state dir: explicit flag, then SECAI_HOME, then the XDG default.

@@ -14,8 +14,11 @@ const PathRef = z.string().regex(
   /^(home|project):[A-Za-z0-9._/-]{0,200}$/,
   'expected "home:<relative path>" or "project:<relative path>"',
 ).refine((p) => !p.split(/[:/]/).includes(".."), 'must not contain ".."');
-/** Net references: `host:port`, or `gateway:listen` (resolved from the gateway config). */
-const NetRef = z.string().regex(/^([a-z0-9.-]{1,253}:\d{1,5}|gateway:listen)$/);
+/**
+ * Net references: `host:port`, `gateway:listen` (resolved from the gateway config), or
+ * `inference:external` (the external inference backend's host, when one is configured).
+ */
+const NetRef = z.string().regex(/^([a-z0-9.-]{1,253}:\d{1,5}|gateway:listen|inference:external)$/);
 
 /** Restart policy (spec 10 §1: back-off 2 s, ≤ 5 starts / 300 s, then failed). */
 export const RestartPolicySchema = z.strictObject({
@@ -58,6 +61,24 @@ export const ControlSpecSchema = z.strictObject({
     z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/),
     z.string().regex(/^(workers\/[a-z0-9-]+|tests\/fixtures)\/jobs\/[a-z0-9_]+\.ts$/),
   ).default({}),
+  /**
+   * Native libraries (sonames) a job of this control loads itself, e.g. libyara for the
+   * static scan; the job gets them read-only under Landlock and seccomp (runtime/sandbox).
+   */
+  jobLibraries: z.record(
+    z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/),
+    z.array(z.string().regex(/^lib[A-Za-z0-9_+-]+\.so(\.\d+)*$/)).max(4),
+  ).default({}),
+  /**
+   * The inference engine (runtime/engine): the control may start sandboxed engine processes
+   * from `module`, each able to read one model file, which must lie in one of `models`. It
+   * gets the `engine` port from this grant (do not list it in `uses`).
+   */
+  engine: z.strictObject({
+    module: z.string().regex(/^(workers\/[a-z0-9-]+|tests\/fixtures)\/jobs\/[a-z0-9_]+\.ts$/),
+    models: z.array(PathRef).min(1).max(4),
+    maxEngines: z.number().int().min(1).max(4).default(1),
+  }).optional(),
   restart: RestartPolicySchema.default({}),
   /** Time from spawn to `ready`; longer ⇒ treated as a crash. */
   readyTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
@@ -73,6 +94,8 @@ export const SUPERVISOR_CONTRACTS: Readonly<Record<string, string>> = {
   system: "supervisor",
   /** Sandboxed jobs; every control with `jobs` gets it implicitly. */
   sandbox: "supervisor",
+  /** Sandboxed inference engines; every control with an `engine` grant gets it implicitly. */
+  engine: "supervisor",
 };
 
 /** A validated manifest with its derived graph. */
@@ -132,6 +155,11 @@ export function buildManifest(input: ControlSpecInput[]): Manifest {
     if (Object.keys(c.jobs).length > 0 && c.uses.includes("sandbox")) {
       throw new ManifestError(`Control "${c.name}" gets "sandbox" from its jobs; do not list it`);
     }
+    if (c.uses.includes("engine")) {
+      throw new ManifestError(
+        `Control "${c.name}" gets "engine" from an engine grant; do not list it in uses`,
+      );
+    }
   }
   return { controls, providers, startOrder: topoOrder(controls, providers) };
 }
@@ -170,15 +198,95 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
     name: "policy",
     description: "Every decision in one place; deny by default",
     entry: "workers/policy/mod.ts",
-    permissions: { read: ["project:policy"] },
-    provides: ["policy"],
+    // Shipped policy, operator overrides (watched), and the agent workspace the path gate
+    // resolves against; never policy/controls.yaml or anything else of the project. The YAML
+    // parser reads its two debug switches from the environment.
+    permissions: {
+      read: ["project:policy/defaults", "home:policy", "home:vault"],
+      env: ["LOG_TOKENS", "LOG_STREAM"],
+    },
+    provides: ["policy", "policy-view"],
     uses: ["audit-append"],
+  },
+  {
+    name: "tool-firewall",
+    description: "The gate for every tool call: registry, limits, decided by policy, audited",
+    entry: "workers/tool-firewall/mod.ts",
+    provides: ["tool-firewall"],
+    uses: ["policy", "policy-view", "audit-append"],
+  },
+  {
+    name: "auth",
+    description: "Local passphrase, sessions and login lockout; the only holder of auth secrets",
+    entry: "workers/auth/mod.ts",
+    permissions: { read: ["home:auth"], write: ["home:auth"] },
+    provides: ["auth"],
+    uses: ["audit-append"],
+  },
+  {
+    name: "registry",
+    description:
+      "Trusted model store: promotion decided by policy, hashes re-verified, signed manifest",
+    entry: "workers/registry/mod.ts",
+    // Its own store and the staging folder it takes promoted artifacts from (spec 10 §6).
+    permissions: {
+      read: ["home:registry", "home:promotion-staging"],
+      write: ["home:registry", "home:promotion-staging"],
+    },
+    provides: ["registry", "registry-promote", "registry-resolve"],
+    uses: ["policy", "audit-append"],
+  },
+  {
+    name: "quarantine",
+    description: "Seven-stage model quarantine; every parser of a model file runs in the sandbox",
+    entry: "workers/quarantine/mod.ts",
+    // Inbox, private processing dirs and staging; it never reads the registry's store.
+    permissions: {
+      read: ["home:quarantine", "home:promotion-staging"],
+      write: ["home:quarantine", "home:promotion-staging"],
+    },
+    provides: ["quarantine"],
+    uses: ["registry-promote", "audit-append"],
+    jobs: {
+      format_gate: "workers/quarantine/jobs/format_gate.ts",
+      static_scan: "workers/quarantine/jobs/static_scan.ts",
+    },
+    jobLibraries: { static_scan: ["libyara.so.9"] },
+  },
+  {
+    name: "inference",
+    description:
+      "Local LLM inference: registry-verified models in the sandboxed engine, OpenAI-compatible API",
+    entry: "workers/inference/mod.ts",
+    // Token hashes and the local CLI token; memory info for the budget; the external
+    // backend's host only when one is configured (and then only as the policy allows).
+    permissions: {
+      read: ["home:inference"],
+      write: ["home:inference"],
+      sys: ["systemMemoryInfo"],
+      net: ["inference:external"],
+    },
+    provides: ["inference"],
+    uses: ["registry-resolve", "policy", "audit-append"],
+    // Engines read only promoted blobs of the registry's store (resolved and re-hashed first).
+    engine: { module: "workers/inference/jobs/engine.ts", models: ["home:registry/models"] },
   },
   {
     name: "gateway",
     description: "The one way in: HTTP API, dashboard and event stream on loopback",
     entry: "workers/gateway/mod.ts",
     permissions: { read: ["project:static"], net: ["gateway:listen"] },
-    uses: ["system", "policy", "audit-query", "audit-append"],
+    uses: [
+      "system",
+      "policy",
+      "policy-view",
+      "tool-firewall",
+      "audit-query",
+      "audit-append",
+      "auth",
+      "quarantine",
+      "registry",
+      "inference",
+    ],
   },
 ];

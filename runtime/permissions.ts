@@ -42,7 +42,11 @@ export function grantFor(
   const write = spec.permissions.write.map((r) => resolvePathRef(r, roots));
   const net: string[] = [];
   for (const ref of spec.permissions.net) {
-    if (ref === "gateway:listen") {
+    if (ref === "inference:external") {
+      // The external inference backend's host (https, port 443), when one is configured.
+      const external = config.inference?.external;
+      if (external) net.push(`${new URL(external.baseUrl).hostname}:443`);
+    } else if (ref === "gateway:listen") {
       const listen = gatewayListen(config, roots);
       net.push(...listen.net);
       read.push(...listen.paths);

@@ -2,7 +2,7 @@
  * Renders the supervisor's view of every worker as Prometheus text (exposition 0.0.4).
  * @module
  */
-import { type HistogramSnapshot, LATENCY_BUCKETS_S } from "./kit/metrics.ts";
+import { type HistogramSnapshot, LATENCY_BUCKETS_S, type MetricSeries } from "./kit/metrics.ts";
 
 /** What is rendered per control. */
 export interface ControlMetrics {
@@ -11,6 +11,8 @@ export interface ControlMetrics {
   restarts: number;
   /** Served-call latency, keyed `api.method`. */
   served: Record<string, HistogramSnapshot>;
+  /** The control's own metrics (validated in its heartbeat), rendered as `secai_<name>`. */
+  custom?: MetricSeries[];
 }
 
 function label(value: string): string {
@@ -60,5 +62,50 @@ export function renderPrometheus(
       out.push(`secai_rpc_served_seconds_count{${base}} ${h.count}`);
     }
   }
+  out.push(...renderCustom(controls));
   return out.join("\n") + "\n";
+}
+
+/**
+ * The controls' own series, grouped by name with one HELP/TYPE each. A name reported with
+ * two different types (two controls disagreeing) keeps the first type; the others are left
+ * out rather than rendered as invalid exposition.
+ */
+function renderCustom(controls: ControlMetrics[]): string[] {
+  const groups = new Map<string, { type: string; help: string; lines: string[] }>();
+  for (const c of controls) {
+    for (const series of c.custom ?? []) {
+      const name = `secai_${series.name}`;
+      let group = groups.get(name);
+      if (group === undefined) {
+        group = { type: series.type, help: series.help, lines: [] };
+        groups.set(name, group);
+      }
+      if (group.type !== series.type) continue;
+      const labels = [
+        `control="${label(c.name)}"`,
+        ...Object.entries(series.labels).sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `${k}="${label(v)}"`),
+      ].join(",");
+      if (series.type !== "histogram") {
+        group.lines.push(`${name}{${labels}} ${series.value}`);
+        continue;
+      }
+      let cumulative = 0;
+      series.bounds.forEach((le, i) => {
+        cumulative += series.buckets[i] ?? 0;
+        group.lines.push(`${name}_bucket{${labels},le="${le}"} ${cumulative}`);
+      });
+      group.lines.push(`${name}_bucket{${labels},le="+Inf"} ${series.count}`);
+      group.lines.push(`${name}_sum{${labels}} ${series.sum}`);
+      group.lines.push(`${name}_count{${labels}} ${series.count}`);
+    }
+  }
+  const out: string[] = [];
+  for (const [name, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+    out.push(`# HELP ${name} ${group.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
+    out.push(`# TYPE ${name} ${group.type}`);
+    out.push(...group.lines);
+  }
+  return out;
 }

@@ -21,7 +21,7 @@ import { log } from "./log.ts";
 import { type ApiContract, RpcClient, type RpcServer, serveRpc } from "./kit/rpc.ts";
 import { RpcError } from "./kit/errors.ts";
 import { type FromWorker, FromWorkerSchema, type ToWorker } from "./kit/protocol.ts";
-import type { HistogramSnapshot } from "./kit/metrics.ts";
+import type { HistogramSnapshot, MetricSeries } from "./kit/metrics.ts";
 import {
   type ControlState,
   type ControlStatus,
@@ -30,6 +30,8 @@ import {
   systemApi,
 } from "./kit/system_api.ts";
 import { type JobInput, type JobLimits, type JobResult, sandboxApi } from "./kit/sandbox_api.ts";
+import { engineApi } from "./kit/engine_api.ts";
+import { resolvePathRef } from "./permissions.ts";
 import { auditAppendApi } from "../workers/audit/api.ts";
 import { describeZodError } from "./kit/validate.ts";
 import { writeFileAtomic } from "./kit/fs.ts";
@@ -37,9 +39,23 @@ import { writeFileAtomic } from "./kit/fs.ts";
 /** What the supervisor needs from a job runner (runtime/sandbox). */
 export interface JobRunnerLike {
   run(
-    spec: { module: string; input: JobInput; args: string[]; limits: JobLimits },
+    spec: { module: string; input: JobInput; args: string[]; limits: JobLimits; ffi?: string[] },
     options?: { signal?: AbortSignal },
   ): Promise<JobResult>;
+}
+
+/** What the supervisor needs from the engine host (runtime/engine). */
+export interface EngineHostLike {
+  /** Serves the `engine` port to one control; closing it kills that control's engines. */
+  serve(
+    caller: {
+      name: string;
+      grant: { module: string; models: string[]; maxEngines: number } | null;
+    },
+    port: MessagePort,
+  ): RpcServer;
+  /** Kills every engine. */
+  stop(): Promise<void>;
 }
 
 /** Options of {@link Supervisor}. */
@@ -54,6 +70,13 @@ export interface SupervisorOptions {
   controls?: ControlSpecInput[];
   /** Runs sandboxed jobs for controls that declare `jobs`. */
   jobRunner?: JobRunnerLike;
+  /**
+   * Creates the host of sandboxed inference engines (for controls with an `engine` grant),
+   * given the supervisor's event sink.
+   */
+  engineHost?: (
+    context: { emit(type: string, data: Record<string, unknown>): void },
+  ) => EngineHostLike;
   /** Loads the evidence matrix shown on the dashboard (read on each request: it is small). */
   evidence?: () => Promise<EvidenceView>;
 }
@@ -77,6 +100,8 @@ interface Control {
   since: string;
   lastPong: number;
   served: Record<string, HistogramSnapshot>;
+  /** The control's own metrics from its last heartbeat. */
+  custom: MetricSeries[];
   /** Servers the supervisor runs for this control's system/sandbox ports. */
   supervisorServers: RpcServer[];
   timers: Set<ReturnType<typeof setTimeout>>;
@@ -103,12 +128,16 @@ export class Supervisor {
   readonly #own = new Map<string, RpcClient<ApiContract>>();
   readonly #pendingAudit: Parameters<RpcClient<typeof auditAppendApi>["call"]>[1][] = [];
   #flushingAudit = false;
+  readonly #engineHost: EngineHostLike | null;
 
   /** @throws {ManifestError} when the manifest is inconsistent */
   constructor(options: SupervisorOptions) {
     this.#options = options;
     this.#manifest = buildManifest(options.controls ?? DEFAULT_CONTROLS);
     this.#roots = { home: options.home, projectRoot: options.projectRoot };
+    this.#engineHost = options.engineHost?.({
+      emit: (type, data) => this.#emit("engine", type, data),
+    }) ?? null;
     this.#audit = new RpcClient(auditAppendApi, null, { peer: "audit", defaultDeadlineMs: 5_000 });
     if (this.#manifest.providers.has(auditAppendApi.name)) {
       this.#own.set(auditAppendApi.name, this.#audit as unknown as RpcClient<ApiContract>);
@@ -126,6 +155,7 @@ export class Supervisor {
         since: new Date().toISOString(),
         lastPong: 0,
         served: {},
+        custom: [],
         supervisorServers: [],
         timers: new Set(),
         onStopped: null,
@@ -244,6 +274,7 @@ export class Supervisor {
         isUp: c.state === "ready",
         restarts: c.restarts,
         served: c.served,
+        custom: c.custom,
       })),
       {
         isReady: this.isReady,
@@ -286,6 +317,7 @@ export class Supervisor {
       await this.#stopOne(c, share);
     }
     for (const client of this.#own.values()) client.close();
+    await this.#engineHost?.stop();
     this.#events.close();
     for (const wake of this.#readyWaiters) wake();
     this.#phase = "stopped";
@@ -368,6 +400,11 @@ export class Supervisor {
       clients.sandbox = port;
       if (port) transfer.push(port);
     }
+    if (c.spec.engine) {
+      const port = this.#connect(c, "engine");
+      clients.engine = port;
+      if (port) transfer.push(port);
+    }
     const servers: { api: string; caller: string; port: MessagePort }[] = [];
     for (const api of c.spec.provides) {
       for (const caller of this.#callersOf(api)) {
@@ -439,6 +476,33 @@ export class Supervisor {
 
   #serveSupervisorApi(caller: Control, api: string, port: MessagePort): RpcServer {
     const opts = { caller: caller.spec.name, self: SUPERVISOR };
+    if (api === "engine") {
+      const grant = caller.spec.engine;
+      const host = this.#engineHost;
+      if (!host) {
+        const down = () => {
+          throw new RpcError("ENGINE_UNAVAILABLE", "The inference engine host is not running");
+        };
+        return serveRpc(port, engineApi, {
+          load: down,
+          generate: down,
+          poll: down,
+          cancel: down,
+          unload: down,
+          list: () => ({ engines: [] }),
+        }, opts);
+      }
+      return host.serve({
+        name: caller.spec.name,
+        grant: grant
+          ? {
+            module: `${this.#options.projectRoot}/${grant.module}`,
+            models: grant.models.map((ref) => resolvePathRef(ref, this.#roots)),
+            maxEngines: grant.maxEngines,
+          }
+          : null,
+      }, port);
+    }
     if (api === "system") {
       return serveRpc(port, systemApi, {
         status: () => ({
@@ -486,6 +550,7 @@ export class Supervisor {
           input: input.input,
           args: input.args,
           limits: input.limits,
+          ffi: caller.spec.jobLibraries[input.job] ?? [],
         }, { signal: ctx.signal });
         this.#emit(caller.spec.name, "job.finished", {
           job: input.job,
@@ -525,6 +590,7 @@ export class Supervisor {
       case "pong":
         c.lastPong = Date.now();
         c.served = msg.served;
+        c.custom = msg.metrics ?? [];
         break;
       case "event":
         this.#onControlEvent(c, msg.type, msg.data);

@@ -9,7 +9,11 @@
  *   folder. The gateway worker also imports `routes/` and `islands/`: it mounts the routes
  *   and server-renders the islands.
  * - Nothing outside a worker imports its logic: workers are spawned by URL, never imported;
- *   only `workers/<b>/api.ts` is shared. `routes/` may also import `workers/gateway/`, which
+ *   only `workers/<b>/api.ts` is shared. One exception: a CLI module `runtime/cli_<area>.ts`
+ *   may import a worker's `offline/` folder, the pure modules that let the CLI check that
+ *   control's files without a running system (e.g. verifying the audit log offline).
+ * - `workers/<c>/offline/` imports nothing of ours outside itself (packages and `node:` only),
+ *   so importing it never drags a worker's runtime side into the CLI. `routes/` may also import `workers/gateway/`, which
  *   serves them (its routing types, error mapping, SSE and render helpers are the routes'
  *   framework, the way Fresh's are).
  * - A worker's own code outside `jobs/` does not import `workers/<c>/jobs/`: job modules run
@@ -45,6 +49,7 @@ export interface Violation {
     | "islands"
     | "self-contained"
     | "kit"
+    | "offline"
     | "routes"
     | "test-import"
     | "cycle"
@@ -75,6 +80,16 @@ function workerOf(path: string): string | null {
 
 function isContract(path: string): boolean {
   return /^workers\/[^/]+\/api\.ts$/.test(path);
+}
+
+/** `workers/<c>/offline/` of a path inside one, else null. */
+function offlineFolderOf(path: string): string | null {
+  return /^(workers\/[^/]+\/offline\/)/.exec(path)?.[1] ?? null;
+}
+
+/** CLI modules, which may reach a worker's offline folder. */
+function isCliModule(path: string): boolean {
+  return /^runtime\/cli_[a-z0-9_]+\.ts$/.test(path);
 }
 
 function isJob(path: string): boolean {
@@ -149,6 +164,13 @@ function checkLayering(edge: ImportEdge): Violation | null {
       };
     }
   }
+  const offline = offlineFolderOf(from);
+  if (offline !== null && !under(to, offline)) {
+    return {
+      rule: "offline",
+      message: `${where(edge)}: ${offline} must not import our code outside ${offline}`,
+    };
+  }
   if (under(from, "runtime/kit/") && !under(to, "runtime/kit/")) {
     return {
       rule: "kit",
@@ -211,6 +233,7 @@ function checkLayering(edge: ImportEdge): Violation | null {
       }: routes may import only runtime/kit/, workers/*/api.ts, workers/gateway/, routes/ and islands/`,
     };
   }
+  if (toWorker !== null && offlineFolderOf(to) !== null && isCliModule(from)) return null;
   if (toWorker !== null && !isContract(to)) {
     return {
       rule: "worker-boundary",

@@ -18,6 +18,7 @@ export interface StartSystemOptions {
   sections?: Record<string, unknown>;
   config?: Partial<Record<keyof Config, unknown>>;
   jobRunner?: SupervisorOptions["jobRunner"];
+  engineHost?: SupervisorOptions["engineHost"];
   readyTimeoutMs?: number;
 }
 
@@ -45,6 +46,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
     evidence: () => loadEvidenceView(PROJECT_ROOT),
     ...(options.controls ? { controls: options.controls } : {}),
     ...(options.jobRunner ? { jobRunner: options.jobRunner } : {}),
+    ...(options.engineHost ? { engineHost: options.engineHost } : {}),
   });
   const isReady = await supervisor.start({ timeoutMs: options.readyTimeoutMs ?? 15_000 });
   return {

@@ -282,6 +282,38 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "allows a CLI module importing a worker's offline/ folder",
+    edges: [
+      ["runtime/cli_audit.ts", "../workers/audit/offline/verify.ts", 3],
+      ["workers/audit/offline/verify.ts", "./merkle.ts", 4],
+      ["workers/audit/offline/merkle.ts", "node:crypto", 5],
+      ["workers/audit/api.ts", "./offline/format.ts", 6],
+    ],
+    expected: [],
+  },
+  {
+    name: "refuses a worker's offline/ folder to anything in runtime/ but the CLI modules",
+    edges: [
+      ["runtime/supervisor.ts", "../workers/audit/offline/verify.ts", 7],
+      ["runtime/cli.ts", "../workers/audit/log.ts", 8],
+    ],
+    expected: [
+      'runtime/supervisor.ts:7 imports "../workers/audit/offline/verify.ts" (workers/audit/offline/verify.ts): workers are spawned by URL, never imported; import only workers/audit/api.ts',
+      'runtime/cli.ts:8 imports "../workers/audit/log.ts" (workers/audit/log.ts): workers are spawned by URL, never imported; import only workers/audit/api.ts',
+    ],
+  },
+  {
+    name: "refuses an offline/ module importing code outside its folder",
+    edges: [
+      ["workers/audit/offline/read.ts", "../log.ts", 9],
+      ["workers/audit/offline/read.ts", "../../../runtime/kit/fs.ts", 10],
+    ],
+    expected: [
+      'workers/audit/offline/read.ts:9 imports "../log.ts" (workers/audit/log.ts): workers/audit/offline/ must not import our code outside workers/audit/offline/',
+      'workers/audit/offline/read.ts:10 imports "../../../runtime/kit/fs.ts" (runtime/kit/fs.ts): workers/audit/offline/ must not import our code outside workers/audit/offline/',
+    ],
+  },
+  {
     name: "allows the supervisor's spawn through toWorkerPermissions() and spawns in tests",
     spawns: [
       ["runtime/supervisor.ts", 332, "toWorkerPermissions"],

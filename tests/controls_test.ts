@@ -16,7 +16,8 @@ Deno.test("policy denies by default and every decision lands in the audit log", 
       input: { url: "https://example.com/" },
     });
     equal(decision.decision, "deny");
-    equal(decision.rule, "default-deny");
+    // The shipped policy: runtime egress is denied while the airlock is disabled.
+    equal(decision.rule, "defaults.network.egress_deny");
     const audit = sys.supervisor.client(auditQueryApi);
     const { entries } = await audit.call("query", { type: "policy.decision", limit: 10 });
     equal(entries.length, 1);

@@ -59,6 +59,9 @@ export async function runJob(job: JobFunction): Promise<never> {
   let output: JobOutput;
   const restoreConsole = divertConsoleToStderr();
   try {
+    // A job granted native libraries opened them at module top level; nothing past this
+    // point may load or call new native code (the job never sees its input with ffi).
+    Deno.permissions.revokeSync({ name: "ffi" });
     const context = await readContext(Deno.args);
     const result = await job(context);
     output = { ok: true, result: result === undefined ? null : result };

@@ -5,7 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import type { HistogramSnapshot } from "./metrics.ts";
+import {
+  type HistogramSnapshot,
+  MAX_CUSTOM_SERIES,
+  METRIC_NAME_PATTERN,
+  type MetricSeries,
+} from "./metrics.ts";
 
 const Port = z.custom<MessagePort>(
   (value) => value instanceof MessagePort,
@@ -48,6 +53,31 @@ const HistogramSchema: z.ZodType<HistogramSnapshot> = z.strictObject({
   count: z.number().int().nonnegative(),
 });
 
+const Labels = z.record(z.string().regex(/^[a-z][a-z0-9_]{0,30}$/), z.string().max(100))
+  .refine((labels) => Object.keys(labels).length <= 4, "at most 4 labels");
+const Value = z.number().finite();
+
+/** One custom metric series (runtime/kit/metrics.ts), bounded like everything from a worker. */
+const MetricSeriesSchema: z.ZodType<MetricSeries> = z.union([
+  z.strictObject({
+    name: z.string().regex(METRIC_NAME_PATTERN),
+    help: z.string().max(200),
+    type: z.enum(["counter", "gauge"]),
+    labels: Labels,
+    value: Value,
+  }),
+  z.strictObject({
+    name: z.string().regex(METRIC_NAME_PATTERN),
+    help: z.string().max(200),
+    type: z.literal("histogram"),
+    labels: Labels,
+    bounds: z.array(Value).max(32),
+    buckets: z.array(z.number().int().nonnegative()).max(33),
+    sum: Value,
+    count: z.number().int().nonnegative(),
+  }).refine((h) => h.buckets.length === h.bounds.length + 1, "one bucket per bound plus +Inf"),
+]);
+
 /** Worker → supervisor. */
 export const FromWorkerSchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("ready") }),
@@ -56,6 +86,8 @@ export const FromWorkerSchema = z.discriminatedUnion("t", [
     seq: z.number().int().nonnegative(),
     /** Latency of calls this worker served, keyed `api.method`. */
     served: z.record(z.string().max(130), HistogramSchema),
+    /** The control's own metrics (counters, gauges, histograms), when it has any. */
+    metrics: z.array(MetricSeriesSchema).max(MAX_CUSTOM_SERIES).optional(),
   }),
   z.strictObject({
     t: z.literal("event"),

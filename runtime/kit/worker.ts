@@ -7,7 +7,7 @@
  */
 import "./harden.ts";
 import { type ApiContract, type Handlers, RpcClient, type RpcServer, serveRpc } from "./rpc.ts";
-import { Histogram } from "./metrics.ts";
+import { Histogram, MetricsRegistry } from "./metrics.ts";
 import { type FromWorker, type ToWorker, ToWorkerSchema } from "./protocol.ts";
 import { RpcError } from "./errors.ts";
 import { describeZodError } from "./validate.ts";
@@ -31,6 +31,8 @@ export interface ControlContext {
   has(contract: ApiContract): boolean;
   /** Sends an event to the supervisor (shown in the UI's event stream). */
   emit(type: string, data: Record<string, unknown>): void;
+  /** The control's own metrics, reported with each heartbeat and shown on `/metrics`. */
+  metrics: MetricsRegistry;
 }
 
 /** One contract a control serves, with its implementation. */
@@ -72,6 +74,7 @@ export function runControl(setup: ControlSetup): void {
   const scope = globalThis as unknown as WorkerScope;
   const send = (message: FromWorker) => scope.postMessage(message);
   const histograms = new Map<string, Histogram>();
+  const metrics = new MetricsRegistry();
   const servers: RpcServer[] = [];
   const clients = new Map<string, RpcClient<ApiContract>>();
   const stopController = new AbortController();
@@ -127,6 +130,7 @@ export function runControl(setup: ControlSetup): void {
       },
       has: (contract) => ports.has(contract.name),
       emit: (type, data) => send({ t: "event", type, data }),
+      metrics,
     };
     try {
       definition = await setup(ctx);
@@ -168,11 +172,15 @@ export function runControl(setup: ControlSetup): void {
         void init(msg);
         break;
       case "ping":
-        send({
-          t: "pong",
-          seq: msg.seq,
-          served: Object.fromEntries([...histograms].map(([k, h]) => [k, h.snapshot()])),
-        });
+        {
+          const custom = metrics.snapshot();
+          send({
+            t: "pong",
+            seq: msg.seq,
+            served: Object.fromEntries([...histograms].map(([k, h]) => [k, h.snapshot()])),
+            ...(custom.length > 0 ? { metrics: custom } : {}),
+          });
+        }
         break;
       case "rewire": {
         // Only contracts granted at init can be rewired: the supervisor cannot widen a

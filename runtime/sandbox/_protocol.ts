@@ -27,6 +27,16 @@ export interface BootConfig {
   cpuSec: number;
   /** RLIMIT_NOFILE the launcher set, to verify. */
   nofile: number;
+  /**
+   * The job was granted libraries of its own (unscoped `--allow-ffi`, needed for callbacks):
+   * boot leaves ffi to the job, whose `runJob` revokes it before the input is read.
+   */
+  keepFfi?: boolean;
+  /**
+   * A sandboxed service whose npm packages read the (clean) environment at import: boot
+   * leaves env access in place.
+   */
+  keepEnv?: boolean;
   /** What the launcher applied before execve. */
   launcher?: { landlockAbi: number; capabilitiesDropped: boolean };
 }
@@ -66,6 +76,11 @@ export interface ProbeReport {
   libcPath: string;
   /** Absolute path of libseccomp, null when it is not installed. */
   libseccompPath: string | null;
+  /**
+   * Each library the runner may grant to jobs (by soname), as the files dlopen mapped for it
+   * (the library and its dependencies); absent when it is not installed.
+   */
+  libraries: Record<string, string[]>;
 }
 
 /** Writes one line to stderr completely (writeSync may write only part of a buffer). */

@@ -46,6 +46,8 @@ function parseBootConfig(raw: string | undefined): BootConfig {
     memMb: count(json.memMb, "memMb"),
     cpuSec: count(json.cpuSec, "cpuSec"),
     nofile: count(json.nofile, "nofile"),
+    keepFfi: json.keepFfi === undefined ? false : flag(json.keepFfi, "keepFfi"),
+    keepEnv: json.keepEnv === undefined ? false : flag(json.keepEnv, "keepEnv"),
     launcher: {
       landlockAbi: count(launcher.landlockAbi, "landlockAbi"),
       capabilitiesDropped: flag(launcher.capabilitiesDropped, "capabilitiesDropped"),
@@ -97,11 +99,17 @@ function boot(): LayersReport {
     seccomp = true;
   }
 
-  Deno.permissions.revokeSync({ name: "ffi" });
-  Deno.permissions.revokeSync({ name: "env" });
-  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
-    throw new TypeError("Cannot revoke ffi permission");
+  // A job granted libraries of its own loads them at module top level; its runJob revokes
+  // ffi before the input is read (runtime/kit/job.ts).
+  if (!config.keepFfi) {
+    Deno.permissions.revokeSync({ name: "ffi" });
+    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
+      throw new TypeError("Cannot revoke ffi permission");
+    }
   }
+  // The environment is the runner's clean SANDBOX_ENV; a service whose packages list it at
+  // import keeps read access to it (plan.ts ServiceGrants.keepEnv).
+  if (!config.keepEnv) Deno.permissions.revokeSync({ name: "env" });
   return {
     rlimits,
     noNewPrivs,

@@ -56,6 +56,18 @@ export interface PlannedJob {
   outDir: string;
   args: readonly string[];
   limits: ResolvedLimits;
+  /**
+   * Files of the native libraries the job itself loads (a library and its dependencies, as
+   * the probe found them), e.g. libyara for the static scan. They become read-only Landlock
+   * rules, and the job gets unscoped `--allow-ffi` (FFI callbacks need it) which its
+   * `runJob` revokes before reading the input; seccomp and Landlock still bound the code.
+   */
+  ffiLibraries?: readonly string[];
+  /**
+   * A long-lived sandboxed service (runtime/sandbox/service.ts), e.g. the inference engine,
+   * instead of a job: what it gets beyond a job's grants.
+   */
+  service?: ServiceGrants;
   /** Test-only: replaces the job's Deno permission flags. */
   denoPermissions?: readonly string[];
   /** Test-only: more Landlock rules. */
@@ -63,12 +75,44 @@ export interface PlannedJob {
 }
 
 /**
+ * What a sandboxed service gets beyond a job's grants. Each path must be absolute and free of
+ * commas (they are joined into `--allow-*` lists).
+ */
+export interface ServiceGrants {
+  /** More read-only paths: Deno `--allow-read` and Landlock read-only rules. */
+  read: readonly string[];
+  /**
+   * Files or directories the service may `dlopen` itself after boot (a Node-API addon and its
+   * libraries): its `--allow-ffi` stays scoped to these (plus libc and libseccomp for boot),
+   * and boot keeps it; the service revokes it once they are loaded. Read-only under Landlock.
+   */
+  ffi: readonly string[];
+  /**
+   * Files of system libraries its native code links (e.g. libstdc++, as the runner's probe
+   * found them): read-only under Landlock only, no Deno grant.
+   */
+  libraryFiles: readonly string[];
+  /** Deno `--allow-sys` kinds (e.g. `homedir`). */
+  sys: readonly string[];
+  /**
+   * Keep env access (boot revokes it otherwise): npm packages that list `process.env` at
+   * import need it unscoped. The environment is the runner's clean {@link SANDBOX_ENV}, with
+   * HOME and TMPDIR set to the service's scratch dir.
+   */
+  keepEnv: boolean;
+}
+
+/**
  * The job's Deno permissions: read its input file, write its output dir; no net, run, env,
  * sys or ffi for the job module (boot's ffi and env grants are revoked before it runs).
  */
-export function jobPermissionFlags(job: Pick<PlannedJob, "inputPath" | "outDir">): string[] {
+export function jobPermissionFlags(
+  job: Pick<PlannedJob, "inputPath" | "outDir">,
+  extraRead: readonly string[] = [],
+): string[] {
+  const read = [...(job.inputPath === null ? [] : [job.inputPath]), ...extraRead];
   return [
-    ...(job.inputPath === null ? [] : [`--allow-read=${job.inputPath}`]),
+    ...(read.length === 0 ? [] : [`--allow-read=${read.join(",")}`]),
     `--allow-write=${job.outDir}`,
   ];
 }
@@ -81,6 +125,10 @@ export function jobPermissionFlags(job: Pick<PlannedJob, "inputPath" | "outDir">
  */
 export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
   const libraries = [setup.libcPath, ...(setup.libseccompPath ? [setup.libseccompPath] : [])];
+  const jobLibraries = job.ffiLibraries ?? [];
+  const service = job.service;
+  const keepFfi = jobLibraries.length > 0 || (service !== undefined && service.ffi.length > 0);
+  const keepEnv = service?.keepEnv === true;
   const argv = [
     setup.deno,
     "run",
@@ -88,9 +136,14 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
     `--config=${setup.configPath}`,
     "--cached-only",
     "--no-remote",
-    ...(job.denoPermissions ?? jobPermissionFlags(job)),
-    `--allow-ffi=${libraries.join(",")}`,
-    `--allow-env=${BOOT_ENV}`,
+    ...(job.denoPermissions ?? jobPermissionFlags(job, service?.read ?? [])),
+    jobLibraries.length > 0
+      ? "--allow-ffi"
+      : `--allow-ffi=${[...libraries, ...(service?.ffi ?? [])].join(",")}`,
+    ...(service !== undefined && service.sys.length > 0
+      ? [`--allow-sys=${service.sys.join(",")}`]
+      : []),
+    keepEnv ? "--allow-env" : `--allow-env=${BOOT_ENV}`,
     `--preload=${setup.bootPath}`,
     `--v8-flags=--max-old-space-size=${job.limits.heapMb}`,
     job.module,
@@ -106,6 +159,13 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
     ...setup.baseRules,
     ...(setup.libseccompPath ? [{ path: setup.libseccompPath, access: "ro" as const }] : []),
     ...(job.inputPath === null ? [] : [{ path: job.inputPath, access: "ro" as const }]),
+    ...jobLibraries.map((path) => ({ path, access: "ro" as const })),
+    ...[...(service?.read ?? []), ...(service?.ffi ?? []), ...(service?.libraryFiles ?? [])].map((
+      path,
+    ) => ({
+      path,
+      access: "ro" as const,
+    })),
     { path: job.outDir, access: "rw" },
     // Same pid after execve, so /proc/self here is the job's. maps: Deno's stack probe
     // (stacker) panics without it; statm: boot sizes RLIMIT_AS from it.
@@ -116,7 +176,11 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
   return {
     deno: setup.deno,
     argv,
-    env: { ...SANDBOX_ENV },
+    // A service's HOME and TMPDIR are its scratch dir: libraries that look up a home or temp
+    // dir find a writable place of its own (Landlock keeps /etc/passwd and /tmp closed).
+    env: service === undefined
+      ? { ...SANDBOX_ENV }
+      : { ...SANDBOX_ENV, HOME: job.outDir, TMPDIR: job.outDir },
     rules,
     rlimits: { cpuSec: job.limits.cpuSec, nofile: JOB_NOFILE },
     boot: {
@@ -125,6 +189,8 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
       memMb: job.limits.memMb,
       cpuSec: job.limits.cpuSec,
       nofile: JOB_NOFILE,
+      ...(keepFfi ? { keepFfi } : {}),
+      ...(keepEnv ? { keepEnv } : {}),
     },
   };
 }

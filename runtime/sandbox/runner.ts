@@ -86,6 +86,11 @@ export interface JobRunnerOptions {
   maxConcurrent?: number;
   /** Maxima the caller's limits are clamped to. */
   maxLimits?: JobLimits;
+  /**
+   * Sonames of native libraries jobs may be granted (`JobSpec.ffi`), e.g. `libyara.so.9`;
+   * probed once. Default none.
+   */
+  libraries?: string[];
   /** @internal Test-only, see {@link JobRunnerTestHooks}. */
   testOnly?: JobRunnerTestHooks;
 }
@@ -97,6 +102,8 @@ export interface JobSpec {
   input: JobInput;
   args: string[];
   limits: JobLimits;
+  /** Sonames of native libraries the job loads itself; each must be in the runner's `libraries`. */
+  ffi?: string[];
 }
 
 /** Options of {@link JobRunner.run}. */
@@ -111,6 +118,7 @@ const JobSpecSchema = z.strictObject({
   args: z.array(z.string().max(4096).refine((arg) => !arg.includes("\0"), "contains NUL"))
     .max(32),
   limits: JobLimitsSchema,
+  ffi: z.array(z.string().max(128)).max(8).optional(),
 });
 
 /** A library path that can go into `--allow-ffi=` (a comma would split the grant). */
@@ -124,6 +132,7 @@ const ProbeReportSchema = z.strictObject({
   seccomp: z.boolean(),
   libcPath: LibraryPathSchema,
   libseccompPath: LibraryPathSchema.nullable(),
+  libraries: z.record(z.string().max(128), z.array(LibraryPathSchema).max(64)),
 });
 
 /** Lock may be off, a path, or an object with a path (deno.json). */
@@ -137,7 +146,8 @@ const DenoConfigSchema = z.object({
   ]).optional(),
 }).passthrough();
 
-interface Prepared {
+/** What {@link prepare} found out once per runner (also used by service.ts). */
+export interface Prepared {
   setup: SandboxSetup;
   /** Environment of the launcher (with its private cache). */
   launcherEnv: Record<string, string>;
@@ -222,6 +232,7 @@ export class JobRunner {
     }
     const job = parsed.data;
     const prepared = await this.#prepare();
+    const ffiLibraries = this.#libraryFiles(job.ffi ?? [], prepared.probe);
     const limits = resolveLimits(job.limits, this.#options.maxLimits);
     const jobId = crypto.randomUUID();
     if (!await this.#slots.acquire(options.signal)) return this.#cancelledBeforeStart(jobId);
@@ -243,6 +254,7 @@ export class JobRunner {
           outDir,
           args: job.args,
           limits,
+          ...(ffiLibraries.length > 0 ? { ffiLibraries } : {}),
           ...(hooks.denoPermissions ? { denoPermissions: hooks.denoPermissions } : {}),
           ...(hooks.extraRules ? { extraRules: hooks.extraRules } : {}),
         }, {
@@ -381,6 +393,26 @@ export class JobRunner {
     });
   }
 
+  /**
+   * The files a job's libraries map, as probed.
+   * @throws {SandboxError} `INVALID_JOB` for a library the runner may not grant,
+   * `SANDBOX_UNAVAILABLE` for one that is not installed
+   */
+  #libraryFiles(sonames: readonly string[], probe: ProbeReport): string[] {
+    const files: string[] = [];
+    for (const soname of sonames) {
+      if (!(this.#options.libraries ?? []).includes(soname)) {
+        throw new SandboxError("INVALID_JOB", `Cannot grant library "${soname}" to a job`);
+      }
+      const mapped = Object.hasOwn(probe.libraries, soname) ? probe.libraries[soname] : undefined;
+      if (mapped === undefined) {
+        throw new SandboxError("SANDBOX_UNAVAILABLE", `Cannot find library "${soname}"`);
+      }
+      files.push(...mapped);
+    }
+    return [...new Set(files)];
+  }
+
   #cancelledBeforeStart(jobId: string): JobResult {
     return {
       jobId,
@@ -409,7 +441,7 @@ export class JobRunner {
 }
 
 /** Flags of the launcher's own deno: trusted code, no config, unscoped FFI for execve. */
-function launcherFlags(): string[] {
+export function launcherFlags(): string[] {
   return [
     "run",
     "--no-config",
@@ -422,7 +454,11 @@ function launcherFlags(): string[] {
   ];
 }
 
-async function prepare(options: JobRunnerOptions): Promise<Prepared> {
+/**
+ * Resolves paths, runs the probe and builds the fixed sandbox setup (also used by service.ts).
+ * @throws {SandboxError} `SANDBOX_UNAVAILABLE`
+ */
+export async function prepare(options: JobRunnerOptions): Promise<Prepared> {
   const here = import.meta.dirname;
   if (here === undefined) {
     throw new SandboxError("SANDBOX_UNAVAILABLE", "Cannot locate runtime/sandbox on disk");
@@ -451,7 +487,11 @@ async function prepare(options: JobRunnerOptions): Promise<Prepared> {
   const cacheDir = `${jobsDir}/${LAUNCHER_CACHE}`;
   await Deno.mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const env = launcherEnv(cacheDir);
-  const probe = await runProbe(deno, { path: `${sandboxDir}/probe.ts`, env });
+  const probe = await runProbe(deno, {
+    path: `${sandboxDir}/probe.ts`,
+    env,
+    libraries: options.libraries ?? [],
+  });
   const ldCache = await exists("/etc/ld.so.cache") ? ["/etc/ld.so.cache"] : [];
   const baseRules: LandlockRule[] = [
     ...ldCache.map((path) => ({ path, access: "ro" as const })),
@@ -508,12 +548,12 @@ async function configFilesOf(configPath: string): Promise<string[]> {
 
 async function runProbe(
   deno: string,
-  probe: { path: string; env: Record<string, string> },
+  probe: { path: string; env: Record<string, string>; libraries: readonly string[] },
 ): Promise<ProbeReport> {
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(deno, {
-      args: [...launcherFlags(), probe.path],
+      args: [...launcherFlags(), probe.path, ...probe.libraries],
       clearEnv: true,
       env: probe.env,
       stdin: "null",
@@ -559,7 +599,7 @@ async function exists(path: string): Promise<boolean> {
  * SIGKILL to a whole process group. `Deno.kill(-pgid)` needs unscoped `--allow-run`;
  * otherwise `/usr/bin/kill` does it (grant `--allow-run=<deno>,/usr/bin/kill`).
  */
-async function killGroup(pgid: number): Promise<void> {
+export async function killGroup(pgid: number): Promise<void> {
   if (Deno.permissions.querySync({ name: "run" }).state === "granted") {
     try {
       Deno.kill(-pgid, "SIGKILL");
@@ -600,7 +640,7 @@ async function feed(stdin: WritableStream<Uint8Array>, data: string): Promise<vo
  * removal retried.
  * @throws {SandboxError} `CLEANUP_FAILED`
  */
-async function removeTree(path: string): Promise<void> {
+export async function removeTree(path: string): Promise<void> {
   try {
     await Deno.remove(path, { recursive: true });
     return;
