@@ -242,8 +242,10 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
     entry: "workers/quarantine/mod.ts",
     // Inbox, private processing dirs and staging; it never reads the registry's store.
     permissions: {
-      read: ["home:quarantine", "home:promotion-staging"],
+      read: ["home:quarantine", "home:promotion-staging", "project:policy/smoke_tests.yaml"],
       write: ["home:quarantine", "home:promotion-staging"],
+      // The yaml package reads these two when it parses the smoke-test suite.
+      env: ["LOG_TOKENS", "LOG_STREAM"],
     },
     provides: ["quarantine"],
     uses: ["registry-promote", "audit-append"],
@@ -252,6 +254,8 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
       static_scan: "workers/quarantine/jobs/static_scan.ts",
     },
     jobLibraries: { static_scan: ["libyara.so.9"] },
+    // Stage 6 runs the candidate, still in quarantine, in the sandboxed inference engine.
+    engine: { module: "workers/inference/jobs/engine.ts", models: ["home:quarantine/processing"] },
   },
   {
     name: "inference",

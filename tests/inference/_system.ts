@@ -30,13 +30,17 @@ export interface InferenceSystemOptions {
   inference?: Record<string, unknown>;
   /** No engine host: the engine port answers ENGINE_UNAVAILABLE. */
   withoutEngineHost?: boolean;
+  /** Reuse this state dir (kept on stop) instead of a fresh temp dir. */
+  home?: string;
 }
 
 /** Starts the shipped system on a temp state dir, wired as `secai start` wires it. */
 export async function startInferenceSystem(
   options: InferenceSystemOptions = {},
 ): Promise<InferenceSystem> {
-  const home = await prepareHome(await Deno.makeTempDir({ prefix: "secai-inference-" }));
+  const home = await prepareHome(
+    options.home ?? await Deno.makeTempDir({ prefix: "secai-inference-" }),
+  );
   const config = ConfigSchema.parse({
     gateway: { port: 0 },
     supervisor: { heartbeatMs: 1000, shutdownTimeoutMs: 8000 },
@@ -60,7 +64,7 @@ export async function startInferenceSystem(
   });
   const stop = async () => {
     await supervisor.stop();
-    await Deno.remove(home, { recursive: true });
+    if (options.home === undefined) await Deno.remove(home, { recursive: true });
   };
   if (!await supervisor.start({ timeoutMs: 30_000 })) {
     const status = supervisor.status().map((c) => `${c.name}=${c.state} ${c.lastError ?? ""}`);

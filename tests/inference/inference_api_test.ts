@@ -414,9 +414,18 @@ Deno.test("local inference through the OpenAI-compatible API", async (t) => {
 });
 
 Deno.test("without a working engine, inference answers 503 saying why and the rest of the system keeps running", async () => {
-  const sys = await startInferenceSystem({ withoutEngineHost: true });
+  // Promotion runs the smoke test in the engine, so the model is promoted while the engine
+  // works; then the system restarts on the same state dir without one.
+  const home = await Deno.makeTempDir({ prefix: "secai-inference-" });
+  const first = await startInferenceSystem({ home });
+  let modelId: string;
   try {
-    const modelId = await promote(sys, "tiny.gguf", tinyModel());
+    modelId = await promote(first, "tiny.gguf", tinyModel());
+  } finally {
+    await first.stop();
+  }
+  const sys = await startInferenceSystem({ withoutEngineHost: true, home });
+  try {
     const token = await clientToken(sys.home, "tests");
     const res = await postJson(`${sys.base}/v1/chat/completions`, token, {
       model: modelId,
@@ -433,6 +442,7 @@ Deno.test("without a working engine, inference answers 503 saying why and the re
     match(status.engineProblem ?? "", /engine/);
   } finally {
     await sys.stop();
+    await Deno.remove(home, { recursive: true });
   }
 });
 
@@ -467,6 +477,17 @@ Deno.test("an external backend model is listed, but used only when the policy's 
     });
     equal(denied[0]?.decision, "deny");
     equal(denied[0]?.subject, "external:remote-model");
+  } finally {
+    await sys.stop();
+  }
+});
+
+Deno.test("a GGUF model cannot be promoted when the smoke test cannot run (stage 6 fails closed)", async () => {
+  const sys = await startInferenceSystem({ withoutEngineHost: true });
+  try {
+    const err = await promote(sys, "tiny.gguf", tinyModel()).then(() => null, (e: unknown) => e);
+    ok(err instanceof Error);
+    match(err.message, /smoke_test/);
   } finally {
     await sys.stop();
   }

@@ -96,7 +96,7 @@ Deno.test("a benign safetensors passes all seven stages and is promoted with its
       ok((stage.timing.ms ?? -1) >= 0, stage.stage);
       equal(typeof stage.input, "object");
     }
-    match(job.stages[5]?.note ?? "", /issue #7/);
+    match(job.stages[5]?.note ?? "", /GGUF models only/);
 
     const model = await sys.supervisor.client(registryApi).call("get", {
       id: job.modelId as string,

@@ -37,6 +37,7 @@ export class QuarantineError extends Error {
  */
 export type FailureClass =
   | "INVALID_SOURCE"
+  | "SMOKE_TEST_FAILED"
   | "SOURCE_NOT_ALLOWED"
   | "DENIED_FORMAT"
   | "UNKNOWN_FORMAT"

@@ -16,6 +16,7 @@
  */
 import { RpcError } from "../../runtime/kit/errors.ts";
 import { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
+import { engineApi } from "../../runtime/kit/engine_api.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
@@ -79,6 +80,7 @@ runControl(async (ctx) => {
     store,
     config,
     sandbox: () => ctx.client(sandboxApi),
+    engine: () => ctx.client(engineApi),
     registry: () => ctx.client(registryPromoteApi),
     audit: () => ctx.client(auditAppendApi),
     emit: ctx.emit,

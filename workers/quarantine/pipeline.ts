@@ -15,6 +15,7 @@
 import type { RpcClient } from "../../runtime/kit/rpc.ts";
 import { RpcError } from "../../runtime/kit/errors.ts";
 import type { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
+import type { engineApi } from "../../runtime/kit/engine_api.ts";
 import type { auditAppendApi } from "../audit/api.ts";
 import type { PromoteRequest, registryPromoteApi } from "../registry/api.ts";
 import {
@@ -57,6 +58,8 @@ export interface PipelineOptions {
   store: JobStore;
   config: QuarantineConfig;
   sandbox: () => RpcClient<typeof sandboxApi>;
+  /** The `engine` port (stage 6 runs the candidate in the sandboxed inference engine). */
+  engine: () => RpcClient<typeof engineApi>;
   registry: () => RpcClient<typeof registryPromoteApi>;
   audit: () => RpcClient<typeof auditAppendApi>;
   emit(type: string, data: Record<string, unknown>): void;
@@ -272,6 +275,7 @@ export class Pipeline {
             SANDBOX_DEADLINE_MARGIN_MS,
         });
       },
+      engine: () => this.#o.engine(),
       progress: (bytes) => {
         const now = Date.now();
         if (now - lastProgress < PROGRESS_INTERVAL_MS) return;

@@ -308,7 +308,7 @@ export class Registry {
   /**
    * Asks the policy control; no decision is an error, never an allow. The input is the
    * `model_promotion` schema of the policy language (policy/schema.ts, strict): the model's
-   * name and format and, once the smoke test runs (issue #7), its score and critical count.
+   * name and format and, when the smoke test ran (stage 6, GGUF), its score and critical count.
    * Only a clean scan reaches this point (threat and invalid fail stage 5), and the full
    * request — scan summary, provenance, pin, approval — goes into the audit entry.
    */

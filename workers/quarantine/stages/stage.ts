@@ -7,6 +7,8 @@
  */
 import { z } from "zod";
 import type { JobLimits, JobResult } from "../../../runtime/kit/sandbox_api.ts";
+import type { engineApi } from "../../../runtime/kit/engine_api.ts";
+import type { RpcClient } from "../../../runtime/kit/rpc.ts";
 import {
   type ArtifactSignature,
   type Finding,
@@ -81,6 +83,8 @@ export interface StageContext {
   sandbox(job: string, options?: SandboxRunOptions): Promise<JobResult>;
   /** Reports bytes processed by this stage (throttled into progress events). */
   progress(bytes: number): void;
+  /** The control's `engine` port: sandboxed inference on the candidate (stage 6). */
+  engine(): RpcClient<typeof engineApi>;
 }
 
 /** What a stage returns. */
