@@ -21,7 +21,6 @@ import {
 import { ModelIdSchema } from "../registry/api.ts";
 
 /** Hours are long: a config value, not a wall-clock guarantee. */
-const Minutes = z.number().int().min(0).max(24 * 60);
 
 /** An optional external OpenAI-compatible backend (still behind auth, policy and audit). */
 export const ExternalBackendSchema = z.strictObject({
@@ -61,8 +60,8 @@ export const InferenceConfigSchema = z.strictObject({
    * more is refused with MODEL_TOO_LARGE. null: the memory available at load time, less 1 GiB.
    */
   memoryBudgetMb: z.number().int().min(64).max(1 << 21).nullable().default(null),
-  /** Unload the model after this many idle minutes (0: never). */
-  idleUnloadMinutes: Minutes.default(15),
+  /** Unload the model after this many idle minutes (0: never; fractions allowed). */
+  idleUnloadMinutes: z.number().min(0).max(24 * 60).default(15),
   /** `max_tokens` when a request names none. */
   defaultMaxTokens: z.number().int().min(1).max(131_072).default(512),
   /** Largest `max_tokens` accepted (MAX_TOKENS_EXCEEDED above). */
@@ -84,8 +83,17 @@ export const InferenceConfigSchema = z.strictObject({
 /** Inference config. */
 export type InferenceConfig = z.infer<typeof InferenceConfigSchema>;
 
-/** The client's bearer token, as the gateway received it (checked by this control). */
-export const ClientAuthSchema = z.strictObject({ token: z.string().max(256) });
+/**
+ * Who asks, checked by this control: a client's bearer token as the gateway received it
+ * (`/v1`), or a signed-in dashboard user's session cookie (the Chat page), which this
+ * control checks with the auth control (the browser holds no client token).
+ */
+export const ClientAuthSchema = z.union([
+  z.strictObject({ token: z.string().max(256) }),
+  z.strictObject({ session: z.string().max(256) }),
+]);
+/** A client's credential. */
+export type ClientAuth = z.infer<typeof ClientAuthSchema>;
 
 /** Who is asking, for the audit entry only. */
 export const ClientInfoSchema = z.strictObject({
