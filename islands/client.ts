@@ -9,6 +9,7 @@ import { type ComponentType, h, hydrate } from "preact";
 import { ISLAND_DATA_ID, type IslandRecord } from "./hydration.ts";
 import AuditVerify from "./AuditVerify.tsx";
 import AuthForm from "./AuthForm.tsx";
+import ChatPanel from "./ChatPanel.tsx";
 import LiveControls from "./LiveControls.tsx";
 import ModelsPanel from "./ModelsPanel.tsx";
 import PolicyEditor from "./PolicyEditor.tsx";
@@ -18,6 +19,7 @@ import SessionControls from "./SessionControls.tsx";
 export const ISLANDS: Readonly<Record<string, ComponentType<never>>> = {
   AuditVerify,
   AuthForm,
+  ChatPanel,
   LiveControls,
   ModelsPanel,
   PolicyEditor,

@@ -12,6 +12,7 @@ import type { LayoutProps } from "../workers/gateway/routing.ts";
 export const NAV: readonly { href: string; label: string }[] = [
   { href: "/", label: "Overview" },
   { href: "/models", label: "Models" },
+  { href: "/chat", label: "Chat" },
   { href: "/policy", label: "Policy" },
   { href: "/audit", label: "Audit" },
   { href: "/incidents", label: "Incidents" },

@@ -10,6 +10,7 @@ import * as index from "./index.tsx";
 import * as metrics from "./metrics.ts";
 import * as auditPage from "./audit/index.tsx";
 import * as auditEntryPage from "./audit/[seq].tsx";
+import * as chatPage from "./chat.tsx";
 import * as incidentsPage from "./incidents.tsx";
 import * as loginPage from "./login.tsx";
 import * as modelsPage from "./models.tsx";
@@ -28,6 +29,7 @@ import * as auditExport from "./api/v1/audit/export.ts";
 import * as auditHead from "./api/v1/audit/head.ts";
 import * as auditProof from "./api/v1/audit/proof/[seq].ts";
 import * as auditVerify from "./api/v1/audit/verify.ts";
+import * as chat from "./api/v1/chat.ts";
 import * as controls from "./api/v1/controls.ts";
 import * as events from "./api/v1/events.ts";
 import * as evidence from "./api/v1/evidence.ts";
@@ -60,6 +62,7 @@ export const manifest: RouteManifest = {
     route("/metrics", metrics),
     route("/audit", auditPage),
     route("/audit/:seq", auditEntryPage),
+    route("/chat", chatPage),
     route("/incidents", incidentsPage),
     route("/login", loginPage),
     route("/models", modelsPage),
@@ -78,6 +81,7 @@ export const manifest: RouteManifest = {
     route("/api/v1/audit/head", auditHead),
     route("/api/v1/audit/proof/:seq", auditProof),
     route("/api/v1/audit/verify", auditVerify),
+    route("/api/v1/chat", chat),
     route("/api/v1/controls", controls),
     route("/api/v1/events", events),
     route("/api/v1/evidence", evidence),

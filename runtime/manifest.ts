@@ -220,7 +220,8 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
     description: "Local passphrase, sessions and login lockout; the only holder of auth secrets",
     entry: "workers/auth/mod.ts",
     permissions: { read: ["home:auth"], write: ["home:auth"] },
-    provides: ["auth"],
+    // `auth` (everything) to the gateway; `auth-check` (validate only) to inference.
+    provides: ["auth", "auth-check"],
     uses: ["audit-append"],
   },
   {
@@ -271,7 +272,8 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
       net: ["inference:external"],
     },
     provides: ["inference"],
-    uses: ["registry-resolve", "policy", "audit-append"],
+    // auth: checks the session of a dashboard user chatting on the Chat page.
+    uses: ["registry-resolve", "policy", "audit-append", "auth-check"],
     // Engines read only promoted blobs of the registry's store (resolved and re-hashed first).
     engine: { module: "workers/inference/jobs/engine.ts", models: ["home:registry/models"] },
   },

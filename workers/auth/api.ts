@@ -179,6 +179,18 @@ export type Outcome = z.infer<typeof OutcomeSchema>;
 
 const Passphrase = z.string().min(1).max(MAX_PASSPHRASE_CHARS * 4);
 
+/**
+ * Session check only, for controls that must recognise a dashboard session without being
+ * able to log in, set up or change the passphrase (inference, for the dashboard chat).
+ */
+export const authCheckApi = defineApi("auth-check", {
+  /** Validates a credential without extending it. */
+  check: {
+    input: z.strictObject({ credential: CredentialSchema, touch: z.literal(false) }),
+    output: CheckResultSchema,
+  },
+});
+
 /** The auth contract (granted to the gateway only). */
 export const authApi = defineApi("auth", {
   /** Validates a credential; `touch` (mutating requests only) extends an idle session. */

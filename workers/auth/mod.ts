@@ -15,7 +15,7 @@ import { RpcError } from "../../runtime/kit/errors.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
-import { authApi, AuthConfigSchema } from "./api.ts";
+import { authApi, authCheckApi, AuthConfigSchema } from "./api.ts";
 import { AuthError, AuthService } from "./service.ts";
 
 /** An audit entry gets this long before the login answer stops waiting for it. */
@@ -56,6 +56,9 @@ runControl(async (ctx) => {
         login: (input) => service.login(input),
         logout: (input) => service.logout(input),
         change: (input) => service.change(input),
+      }),
+      serve(authCheckApi, {
+        check: (input) => service.check(input.credential, false),
       }),
     ],
     stop: () => service.close(),

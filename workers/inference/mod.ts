@@ -20,6 +20,7 @@ import {
   CLI_TOKEN_FILE,
   hashToken,
   newToken,
+  type TokenOwner,
   TOKENS_FILE,
   TokenVerifier,
 } from "../../runtime/kit/api_tokens.ts";
@@ -29,9 +30,11 @@ import { writeFileAtomic } from "../../runtime/kit/fs.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
+import { authCheckApi } from "../auth/api.ts";
 import { policyApi } from "../policy/api.ts";
 import { registryResolveApi } from "../registry/api.ts";
-import { inferenceApi, InferenceConfigSchema } from "./api.ts";
+import { type ClientAuth, inferenceApi, InferenceConfigSchema } from "./api.ts";
+import { InferenceError } from "./errors.ts";
 import { availableMemoryMb, InferenceService } from "./service.ts";
 
 runControl(async (ctx) => {
@@ -79,25 +82,41 @@ runControl(async (ctx) => {
     externalApiKey,
   });
 
+  /** A client token, or a dashboard session the auth control vouches for. */
+  async function authenticate(auth: ClientAuth): Promise<TokenOwner> {
+    if ("token" in auth) return await service.authenticate(auth.token);
+    const checked = await ctx.client(authCheckApi).call("check", {
+      credential: { kind: "session", token: auth.session },
+      touch: false,
+    });
+    if (!checked.ok || checked.principal.kind !== "session") {
+      throw new InferenceError(
+        "UNAUTHENTICATED",
+        "The dashboard session is not valid (signed out or expired): sign in again",
+      );
+    }
+    return { id: `session-${checked.principal.id}`, name: "dashboard" };
+  }
+
   return {
     serves: [
       serve(inferenceApi, {
         models: async (input) => {
-          await service.authenticate(input.auth.token);
+          await authenticate(input.auth);
           return { models: await service.models() };
         },
         start: async (input) =>
           service.start({
-            owner: await service.authenticate(input.auth.token),
+            owner: await authenticate(input.auth),
             model: input.model,
             prompt: input.prompt,
             options: input.options,
             client: input.client,
           }),
         poll: async (input, call) =>
-          service.poll(await service.authenticate(input.auth.token), input, call.signal),
+          service.poll(await authenticate(input.auth), input, call.signal),
         cancel: async (input) => ({
-          isCancelled: service.cancel(await service.authenticate(input.auth.token), input.streamId),
+          isCancelled: service.cancel(await authenticate(input.auth), input.streamId),
         }),
         status: () => service.status(),
         unload: async () => ({ isUnloaded: await service.unload() }),

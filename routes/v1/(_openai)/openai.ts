@@ -10,6 +10,7 @@ import { z } from "zod";
 import { RpcError } from "../../../runtime/kit/errors.ts";
 import type { Prompt, StreamEvent, Usage } from "../../../runtime/kit/engine_api.ts";
 import type { RouteContext } from "../../../workers/gateway/routing.ts";
+import type { ClientAuth } from "../../../workers/inference/api.ts";
 import { formatSseComment, SSE_CONTENT_TYPE } from "../../../workers/gateway/sse.ts";
 
 /** Wait of one long-poll to the inference control. */
@@ -173,7 +174,8 @@ export interface Generation {
   streamId: string;
   model: string;
   created: number;
-  token: string;
+  /** The credential the inference control checks on every poll and cancel. */
+  auth: ClientAuth;
 }
 
 /**
@@ -186,7 +188,7 @@ async function firstEvents(
 ): Promise<{ events: StreamEvent[]; isDone: boolean }> {
   for (;;) {
     const page = await ctx.state.inference.poll(
-      { auth: { token: gen.token }, streamId: gen.streamId, after: -1, waitMs: POLL_WAIT_MS },
+      { auth: gen.auth, streamId: gen.streamId, after: -1, waitMs: POLL_WAIT_MS },
       { deadlineMs: POLL_WAIT_MS + POLL_MARGIN_MS },
     );
     if (page.events.length > 0 || page.isDone) return page;
@@ -196,7 +198,7 @@ async function firstEvents(
 
 /** Asks the inference control to stop (the client went away); best effort. */
 function cancel(ctx: RouteContext, gen: Generation): void {
-  void ctx.state.inference.cancel({ auth: { token: gen.token }, streamId: gen.streamId })
+  void ctx.state.inference.cancel({ auth: gen.auth, streamId: gen.streamId })
     .catch(() => undefined);
 }
 
@@ -287,7 +289,7 @@ async function collect(
       });
     }
     page = await ctx.state.inference.poll(
-      { auth: { token: gen.token }, streamId: gen.streamId, after, waitMs: POLL_WAIT_MS },
+      { auth: gen.auth, streamId: gen.streamId, after, waitMs: POLL_WAIT_MS },
       { deadlineMs: POLL_WAIT_MS + POLL_MARGIN_MS },
     );
   }
@@ -324,7 +326,7 @@ function sseStream(
       if (page === null) {
         try {
           page = await ctx.state.inference.poll(
-            { auth: { token: gen.token }, streamId: gen.streamId, after, waitMs: POLL_WAIT_MS },
+            { auth: gen.auth, streamId: gen.streamId, after, waitMs: POLL_WAIT_MS },
             { deadlineMs: POLL_WAIT_MS + POLL_MARGIN_MS },
           );
         } catch (error) {

@@ -73,7 +73,7 @@ export const handler: Handlers = {
     } catch (error) {
       return errorResponse(ctx, error);
     }
-    return await respond(ctx, { ...started, token }, {
+    return await respond(ctx, { ...started, auth: { token } }, {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       shape,
