@@ -14,8 +14,8 @@ import { ManifestError } from "./manifest.ts";
 import { JobRunner } from "./sandbox/mod.ts";
 import { engineHostFactory } from "./engine/mod.ts";
 import { ensureIslandBundle } from "./bundle.ts";
-import { writeFileAtomic } from "./kit/fs.ts";
 import { controlsCommand } from "./cli_controls.ts";
+import { acquireInstanceLock } from "./instance_lock.ts";
 import { scanCommand } from "./cli_scan.ts";
 import { convertAndImportCommand, importCommand, modelsCommand } from "./cli_models.ts";
 import { policyCommand } from "./cli_policy.ts";
@@ -161,7 +161,12 @@ async function start(argv: string[]): Promise<number> {
   const shutdown = (signal: Deno.Signal) => {
     if (stopping) return;
     log("info", "Shutting down", { signal });
-    stopping = supervisor.stop().finally(() => lock.release());
+    stopping = supervisor.stop().finally(async () => {
+      await lock.release();
+      await Deno.remove(`${home}/run/gateway.json`).catch((err: unknown) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    });
   };
   const onInt = () => shutdown("SIGINT");
   const onTerm = () => shutdown("SIGTERM");
@@ -233,36 +238,6 @@ async function recordConfigLoaded(
   } catch (err) {
     log("warn", "Cannot record the config in the audit log", { error: String(err) });
   }
-}
-
-/** Holds `run/supervisor.pid` while running; refuses when a live process holds it. */
-async function acquireInstanceLock(home: string): Promise<{ release(): Promise<void> } | null> {
-  const path = `${home}/run/supervisor.pid`;
-  try {
-    const pid = Number((await Deno.readTextFile(path)).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && (await isAlive(pid))) return null;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  await writeFileAtomic(path, `${Deno.pid}\n`);
-  return {
-    async release() {
-      await Deno.remove(path).catch((err) =>
-        log("warn", "Cannot remove pid file", { error: String(err) })
-      );
-      await Deno.remove(`${home}/run/gateway.json`).catch(() => undefined);
-    },
-  };
-}
-
-/** `kill -0`: whether a process with this pid exists (Deno needs --allow-all for /proc/<pid>). */
-async function isAlive(pid: number): Promise<boolean> {
-  const { code } = await new Deno.Command("/usr/bin/kill", {
-    args: ["-0", String(pid)],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return code === 0;
 }
 
 async function status(argv: string[]): Promise<number> {

@@ -22,6 +22,7 @@
  * @module
  */
 import { parseArgs, UsageError } from "./cli_args.ts";
+import { acquireInstanceLock } from "./instance_lock.ts";
 import { convertCommand } from "./cli_convert.ts";
 import { prepareHome, resolveHome } from "./home.ts";
 import { loadConfig } from "./config.ts";
@@ -390,7 +391,7 @@ async function withLocalControls<T>(
   names: readonly string[],
   fn: (supervisor: Supervisor) => Promise<T>,
 ): Promise<T> {
-  const lock = await acquireLock(home);
+  const lock = await acquireInstanceLock(home);
   if (lock === null) {
     printError(
       `secai: another instance is running on state dir "${home}" (see run/supervisor.pid)`,
@@ -447,34 +448,6 @@ class ControlsNotReadyError extends Error {
     super(message);
     this.name = "ControlsNotReadyError";
   }
-}
-
-/** The same `run/supervisor.pid` protocol as `secai start`: one process per state dir. */
-async function acquireLock(home: string): Promise<{ release(): Promise<void> } | null> {
-  const path = `${home}/run/supervisor.pid`;
-  try {
-    const pid = Number((await Deno.readTextFile(path)).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && (await isAlive(pid))) return null;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  await writeFileAtomic(path, `${Deno.pid}\n`);
-  return {
-    async release() {
-      await Deno.remove(path).catch((error: unknown) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
-    },
-  };
-}
-
-async function isAlive(pid: number): Promise<boolean> {
-  const { code } = await new Deno.Command("/usr/bin/kill", {
-    args: ["-0", String(pid)],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return code === 0;
 }
 
 /** Streams a file to the quarantine in ≤ 1 MiB chunks; returns the job id. */
