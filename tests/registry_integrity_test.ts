@@ -114,6 +114,10 @@ Deno.test("the registry's timer re-verifies every model and revokes a tampered o
     const registry = sys.supervisor.client(registryApi);
     const model = await registry.call("get", { id: victim });
     await tamper(`${sys.home}/registry/models/${model.sha256}.safetensors`, 200);
+    // Under load the first pass may already have run before both promotions finished; a
+    // restarted registry schedules a fresh first pass, which must then find the tamper.
+    sys.supervisor.kill("registry");
+    await eventually(() => sys.supervisor.isReady, { timeoutMs: 15_000, what: "registry restart" });
     await eventually(async () => (await registry.call("get", { id: victim })).revokedAt !== null, {
       timeoutMs: 15_000,
       what: "the periodic re-verification",
