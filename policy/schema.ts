@@ -235,6 +235,10 @@ export const ModelPromotionInputSchema = z.strictObject({
   smoke_score: z.number().min(0).max(1).optional(),
   /** Critical findings of the smoke test. */
   smoke_critical: z.number().int().min(0).max(1_000_000).optional(),
+  /** Verdict of the static scan (stage 5); anything but clean is refused. */
+  scan_verdict: z.enum(["clean", "threat", "invalid"]).optional(),
+  /** Whether the behavioural smoke test (stage 6) passed, failed or was skipped. */
+  smoke_status: z.enum(["passed", "failed", "skipped"]).optional(),
 });
 
 /** Input schema of each domain. */

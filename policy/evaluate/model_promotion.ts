@@ -25,6 +25,23 @@ export function evaluateModelPromotion(
     ]);
   }
   trail.checks.push("models.formats");
+  // Defence in depth: the pipeline already stops at a failing stage, but the decision must
+  // not depend on the caller having done so (spec 12: require_scan, require_behavior_tests).
+  if (input.scan_verdict !== undefined && input.scan_verdict !== "clean") {
+    return trail.deny("models.require_scan", [
+      `The static scan's verdict is "${input.scan_verdict}", not clean`,
+    ]);
+  }
+  if (input.smoke_status === "failed") {
+    return trail.deny("models.require_behavior_tests", ["The behavioural smoke test failed"]);
+  }
+  // The engine runs GGUF only: for GGUF a skipped smoke test means an untested model.
+  if (input.smoke_status === "skipped" && format === "gguf") {
+    return trail.deny("models.require_behavior_tests", [
+      "The behavioural smoke test did not run for this GGUF model",
+    ]);
+  }
+  if (input.scan_verdict !== undefined) trail.checks.push("models.require_scan");
   const q = policy.policy.quarantine;
   if (input.smoke_score !== undefined && input.smoke_score > q.smoke_test_max_score) {
     return trail.deny("quarantine.smoke_test_max_score", [

@@ -316,6 +316,8 @@ export class Registry {
     const input: Record<string, unknown> = {
       model: name,
       format: request.format,
+      scan_verdict: request.scan.verdict,
+      smoke_status: request.smokeTest.status,
       ...(request.smokeTest.score === null ? {} : { smoke_score: request.smokeTest.score }),
       ...(request.smokeTest.critical === null
         ? {}
