@@ -16,6 +16,7 @@ import type { Handlers, RouteContext } from "../../../workers/gateway/routing.ts
 import {
   formatSseComment,
   formatSseMessage,
+  longPollStream,
   SSE_CONTENT_TYPE,
 } from "../../../workers/gateway/sse.ts";
 
@@ -55,82 +56,40 @@ function eventStream(
   resumeAfter: number | null,
   release: () => void,
 ): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const local = new AbortController();
   let after = resumeAfter;
-  let isClosed = false;
-  let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
-
-  function end(): void {
-    if (isClosed) return;
-    isClosed = true;
-    local.abort();
-    release();
-    stream?.close();
-  }
-  // Either the client leaving or the gateway stopping ends the stream; the listeners go
-  // away with `local`, so a long-lived stop signal does not collect them.
-  for (const signal of [ctx.signal, ctx.stopSignal]) {
-    if (signal.aborted) local.abort();
-    signal.addEventListener("abort", end, { once: true, signal: local.signal });
-  }
-
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      stream = controller;
-      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n${formatSseComment("connected")}`));
-      if (local.signal.aborted) end();
-    },
-    async pull(controller) {
-      if (isClosed) return;
-      const signal = local.signal;
-      try {
-        if (after === null) {
-          // "Now": asking past the newest event returns none, and `last` = the newest seq.
-          const now = await ctx.state.events(
-            { after: Number.MAX_SAFE_INTEGER, waitMs: 0, limit: 1 },
-            { signal },
-          );
-          after = now.last;
-        }
-        const page = await ctx.state.events(
-          { after, waitMs: ctx.heartbeatMs, limit: BATCH },
+  return longPollStream(ctx, {
+    first: formatSseComment("connected"),
+    async next(signal) {
+      if (after === null) {
+        // "Now": asking past the newest event returns none, and `last` = the newest seq.
+        const now = await ctx.state.events(
+          { after: Number.MAX_SAFE_INTEGER, waitMs: 0, limit: 1 },
           { signal },
         );
-        let text = "";
-        if (page.gap) {
-          text += formatSseMessage({
-            event: "gap",
-            data: JSON.stringify({ after, last: page.last }),
-          });
-        }
-        for (const event of page.events) {
-          text += formatSseMessage({
-            id: String(event.seq),
-            event: "system",
-            data: JSON.stringify(event),
-          });
-        }
-        // Resume after what was sent; with nothing sent, `last` also follows a restarted
-        // supervisor whose sequence began again.
-        after = page.events.at(-1)?.seq ?? page.last;
-        if (!isClosed) controller.enqueue(encoder.encode(text || formatSseComment("heartbeat")));
-      } catch (err) {
-        if (isClosed) return; // the client left or the gateway stops: nothing to tell
-        ctx.reportError(err);
-        const { code, message } = errorAnswer(err, ctx.requestId);
-        controller.enqueue(
-          encoder.encode(
-            formatSseMessage({ event: "unavailable", data: JSON.stringify({ code, message }) }),
-          ),
-        );
-        end();
+        after = now.last;
       }
+      const page = await ctx.state.events(
+        { after, waitMs: ctx.heartbeatMs, limit: BATCH },
+        { signal },
+      );
+      let text = "";
+      if (page.gap) {
+        text += formatSseMessage({
+          event: "gap",
+          data: JSON.stringify({ after, last: page.last }),
+        });
+      }
+      for (const event of page.events) {
+        text += formatSseMessage({
+          id: String(event.seq),
+          event: "system",
+          data: JSON.stringify(event),
+        });
+      }
+      // Resume after what was sent; with nothing sent, `last` also follows a restarted
+      // supervisor whose sequence began again.
+      after = page.events.at(-1)?.seq ?? page.last;
+      return { text };
     },
-    cancel() {
-      isClosed = true;
-      local.abort();
-      release();
-    },
-  });
+  }, { retryMs: RETRY_MS, release, answer: (err) => errorAnswer(err, ctx.requestId) });
 }

@@ -11,8 +11,8 @@ import type { JobSummary } from "../../../../../workers/quarantine/api.ts";
 import { errorAnswer } from "../../../../../workers/gateway/errors.ts";
 import type { Handlers, RouteContext } from "../../../../../workers/gateway/routing.ts";
 import {
-  formatSseComment,
   formatSseMessage,
+  longPollStream,
   SSE_CONTENT_TYPE,
 } from "../../../../../workers/gateway/sse.ts";
 import { refusal } from "../../(_models)/respond.ts";
@@ -87,80 +87,36 @@ function jobStream(
   startAfter: number,
   release: () => void,
 ): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  const local = new AbortController();
   let after = startAfter;
-  let isClosed = false;
-  let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
-
-  function end(): void {
-    if (isClosed) return;
-    isClosed = true;
-    local.abort();
-    release();
-    stream?.close();
-  }
-  for (const signal of [ctx.signal, ctx.stopSignal]) {
-    if (signal.aborted) local.abort();
-    signal.addEventListener("abort", end, { once: true, signal: local.signal });
-  }
   const jobEvent = (job: JobSummary) =>
     formatSseMessage({ event: "job", data: JSON.stringify(summaryOf(job)) });
-
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      stream = controller;
-      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n${jobEvent(first)}`));
-      if (SETTLED.has(first.state) || local.signal.aborted) end();
-    },
-    async pull(controller) {
-      if (isClosed) return;
-      const signal = local.signal;
-      try {
-        const page = await ctx.state.events(
-          { after, waitMs: ctx.heartbeatMs, limit: BATCH },
-          { signal },
-        );
-        let text = "";
-        let isSettled = page.gap;
-        for (const event of page.events) {
-          if (event.source !== "quarantine" || event.data.jobId !== id) continue;
-          const name = EVENT_NAMES[event.type];
-          if (name === undefined) continue;
-          text += formatSseMessage({
-            id: String(event.seq),
-            event: name,
-            data: JSON.stringify(event.data),
-          });
-          if (event.type === "quarantine.job" && SETTLED.has(String(event.data.state))) {
-            isSettled = true;
-          }
+  return longPollStream(ctx, {
+    first: jobEvent(first),
+    isDoneAtStart: SETTLED.has(first.state),
+    async next(signal) {
+      const page = await ctx.state.events(
+        { after, waitMs: ctx.heartbeatMs, limit: BATCH },
+        { signal },
+      );
+      let text = "";
+      let isSettled = page.gap;
+      for (const event of page.events) {
+        if (event.source !== "quarantine" || event.data.jobId !== id) continue;
+        const name = EVENT_NAMES[event.type];
+        if (name === undefined) continue;
+        text += formatSseMessage({
+          id: String(event.seq),
+          event: name,
+          data: JSON.stringify(event.data),
+        });
+        if (event.type === "quarantine.job" && SETTLED.has(String(event.data.state))) {
+          isSettled = true;
         }
-        after = page.events.at(-1)?.seq ?? page.last;
-        if (isSettled) {
-          const job = await ctx.state.quarantine.get({ id }, { signal });
-          text += jobEvent(job);
-          if (!isClosed) controller.enqueue(encoder.encode(text));
-          if (SETTLED.has(job.state)) end();
-          return;
-        }
-        if (!isClosed) controller.enqueue(encoder.encode(text || formatSseComment("heartbeat")));
-      } catch (err) {
-        if (isClosed) return;
-        ctx.reportError(err);
-        const { code, message } = errorAnswer(err, ctx.requestId);
-        controller.enqueue(
-          encoder.encode(
-            formatSseMessage({ event: "unavailable", data: JSON.stringify({ code, message }) }),
-          ),
-        );
-        end();
       }
+      after = page.events.at(-1)?.seq ?? page.last;
+      if (!isSettled) return { text };
+      const job = await ctx.state.quarantine.get({ id }, { signal });
+      return { text: text + jobEvent(job), isDone: SETTLED.has(job.state) };
     },
-    cancel() {
-      isClosed = true;
-      local.abort();
-      release();
-    },
-  });
+  }, { retryMs: RETRY_MS, release, answer: (err) => errorAnswer(err, ctx.requestId) });
 }
