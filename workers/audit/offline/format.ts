@@ -138,15 +138,18 @@ export function entryLine(entry: AuditEntry): string {
   return canonicalJson(entry);
 }
 
-const HEAD_PREFIX = new TextEncoder().encode('{"head":');
-
 /**
  * Whether a line is a head line. Entry lines start with `{"actor":` (canonical key order),
- * so the first three bytes decide.
+ * so bytes 2, 3, 6 and 7 of `{"head":` decide.
  */
 export function isHeadLine(line: Uint8Array): boolean {
-  return line.length > HEAD_PREFIX.length && line[2] === HEAD_PREFIX[2] &&
-    line[3] === HEAD_PREFIX[3] && line[6] === HEAD_PREFIX[6] && line[7] === HEAD_PREFIX[7];
+  return isHeadLineAt(line, 0, line.length);
+}
+
+/** {@linkcode isHeadLine} of `chunk[start..end)`, without making a view. */
+export function isHeadLineAt(chunk: Uint8Array, start: number, end: number): boolean {
+  return end - start > 8 && chunk[start + 2] === 0x68 && chunk[start + 3] === 0x65 &&
+    chunk[start + 6] === 0x22 && chunk[start + 7] === 0x3a;
 }
 
 /** Parses JSON, returning undefined instead of throwing (callers report it). */

@@ -10,31 +10,18 @@
  * file, and a restart reads `log2(n)` hashes instead of rehashing the log.
  * @module
  */
-import { createHash } from "node:crypto";
-import { sha256 } from "./sha256.ts";
+import { sha256Pair, sha256Prefixed } from "./sha256.ts";
 
 /** Bytes in a SHA-256 hash. */
 export const HASH_BYTES = 32;
 /** Largest tree size handled (sizes stay exact JavaScript integers). */
 export const MAX_TREE_SIZE = 2 ** 48;
 
-const LEAF_PREFIX = new Uint8Array([0x00]);
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const NIBBLE = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) {
   NIBBLE["0123456789abcdef".charCodeAt(i)] = i;
   NIBBLE["0123456789ABCDEF".charCodeAt(i)] = i;
-}
-
-/**
- * Hex digests are the fast way out of node:crypto here (a Buffer digest costs about twice
- * as much per call in Deno), so hashes come back through this decoder.
- */
-function decodeDigest(hex: string, out: Uint8Array, at: number): void {
-  for (let i = 0; i < HASH_BYTES; i++) {
-    out[at + i] = (NIBBLE[hex.charCodeAt(2 * i)] as number) << 4 |
-      (NIBBLE[hex.charCodeAt(2 * i + 1)] as number);
-  }
 }
 
 /** Lowercase hex of bytes. */
@@ -67,45 +54,14 @@ export function hashEquals(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/**
- * RFC 9162 leaf hash of one entry's bytes: `SHA-256(0x00 || entry)`.
- *
- * When the entry is a view into a larger buffer (a line of a segment chunk), the byte before
- * it is borrowed for the 0x00 prefix and restored, which saves one call into node:crypto
- * per leaf (the calls, not the hashing, dominate verification time).
- */
+/** RFC 9162 leaf hash of one entry's bytes: `SHA-256(0x00 || entry)`. */
 export function leafHash(entry: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HASH_BYTES);
-  if (entry.byteOffset === 0) {
-    decodeDigest(createHash("sha256").update(LEAF_PREFIX).update(entry).digest("hex"), out, 0);
-    return out;
-  }
-  const framed = new Uint8Array(entry.buffer, entry.byteOffset - 1, entry.length + 1);
-  const saved = framed[0] as number;
-  framed[0] = 0x00;
-  try {
-    decodeDigest(createHash("sha256").update(framed).digest("hex"), out, 0);
-  } finally {
-    framed[0] = saved;
-  }
-  return out;
+  return sha256Prefixed(0x00, entry);
 }
 
-const nodeInput = new Uint8Array(1 + 2 * HASH_BYTES);
-nodeInput[0] = 0x01;
-
-/**
- * RFC 9162 interior node hash: `SHA-256(0x01 || left || right)`.
- *
- * Hashed in JavaScript (`sha256.ts`): a tree has one interior node per leaf, and for these
- * 65-byte inputs node:crypto's fixed cost per call is most of the time verification takes.
- */
+/** RFC 9162 interior node hash: `SHA-256(0x01 || left || right)`. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  for (let i = 0; i < HASH_BYTES; i++) {
-    nodeInput[1 + i] = left[i] as number;
-    nodeInput[1 + HASH_BYTES + i] = right[i] as number;
-  }
-  return sha256(nodeInput);
+  return sha256Pair(0x01, left, right);
 }
 
 /** Root of the empty tree: `SHA-256("")`. */

@@ -95,12 +95,39 @@ export interface ScanOptions {
  * @param options range and chunk size
  * @returns where the scan ended and what it found at the end
  */
-export async function scanLines(
+export function scanLines(
   path: string,
   onLine: (line: Uint8Array, offset: number) => boolean | void,
   options: ScanOptions = {},
 ): Promise<ScanResult> {
+  return scanLineRanges(
+    path,
+    (chunk, start, end, offset) => onLine(chunk.subarray(start, end), offset),
+    options,
+  );
+}
+
+/**
+ * Like {@linkcode scanLines}, but hands out each line as a range of the chunk it was read
+ * into, and can read every chunk into one caller-owned buffer (`into`, at least
+ * `chunkBytes + MAX_LINE_BYTES` long): no allocation per chunk or per line. A line's bytes
+ * are then valid only during its call.
+ * @param path the file
+ * @param onLine gets the chunk, the line's range in it and its file offset; returning false
+ *   stops the scan
+ * @param options range, chunk size and the buffer to read into
+ * @returns where the scan ended and what it found at the end
+ */
+export async function scanLineRanges(
+  path: string,
+  onLine: (chunk: Uint8Array, start: number, end: number, offset: number) => boolean | void,
+  options: ScanOptions & { into?: Uint8Array } = {},
+): Promise<ScanResult> {
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
+  const into = options.into;
+  if (into && into.length < chunkBytes + MAX_LINE_BYTES + 1) {
+    throw new RangeError("The buffer is smaller than a chunk and the longest line");
+  }
   const file = await Deno.open(path, { read: true });
   try {
     const limit = options.end ?? (await file.stat()).size;
@@ -111,8 +138,15 @@ export async function scanLines(
     while (position < limit) {
       options.signal?.throwIfAborted();
       const want = Math.min(chunkBytes, limit - position);
-      const chunk = new Uint8Array(carry.length + want);
-      chunk.set(carry);
+      let chunk: Uint8Array;
+      if (into) {
+        const from = carry.byteOffset - into.byteOffset;
+        if (carry.length > 0) into.copyWithin(0, from, from + carry.length);
+        chunk = into.subarray(0, carry.length + want);
+      } else {
+        chunk = new Uint8Array(carry.length + want);
+        chunk.set(carry);
+      }
       let filled = carry.length;
       while (filled < chunk.length) {
         const n = await file.read(chunk.subarray(filled));
@@ -132,7 +166,7 @@ export async function scanLines(
             isStopped: false,
           };
         }
-        if (onLine(data.subarray(start, nl), carryOffset + start) === false) {
+        if (onLine(data, start, nl, carryOffset + start) === false) {
           return { end: carryOffset + nl + 1, torn: null, overlong: null, isStopped: true };
         }
         start = nl + 1;

@@ -1,11 +1,11 @@
 /**
- * The JavaScript SHA-256 against the FIPS 180-4 examples and against node:crypto for every
+ * The WebAssembly SHA-256 (emitted by `sha256_wasm.ts`) against the FIPS 180-4 examples and against node:crypto for every
  * length around the padding boundaries (where a hand-written SHA-256 goes wrong).
  */
 import { equal } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { toHex } from "./merkle.ts";
-import { sha256 } from "./sha256.ts";
+import { sha256, sha256Pair, sha256Prefixed } from "./sha256.ts";
 
 const encoder = new TextEncoder();
 
@@ -23,7 +23,7 @@ Deno.test("sha256 gives the FIPS 180-4 example digests", () => {
 
 Deno.test("sha256 matches node:crypto for every length across block and padding edges", () => {
   // 0..300 covers 1 to 5 blocks and both sides of the 55/56-byte padding edge of each;
-  // the long ones take the TypedArray.set() path and grow the scratch buffer.
+  // the long ones take the TypedArray.set() path and grow the module's memory.
   const lengths = [...Array.from({ length: 301 }, (_, i) => i), 1000, 4096, 70_000];
   for (const n of lengths) {
     const bytes = crypto.getRandomValues(new Uint8Array(Math.min(n, 65_536)));
@@ -45,4 +45,21 @@ Deno.test("sha256 leaves its input unchanged and returns a fresh digest each cal
   equal(toHex(first), toHex(second));
   first[0] = (first[0] as number) ^ 0xff;
   equal(toHex(second), createHash("sha256").update(message).digest("hex"));
+});
+
+Deno.test("sha256Prefixed and sha256Pair hash the prefix byte first, as RFC 9162 frames", () => {
+  for (const n of [0, 54, 55, 63, 64, 300, 200_000]) {
+    const bytes = new Uint8Array(n).map((_, i) => i * 31);
+    equal(
+      toHex(sha256Prefixed(0x00, bytes)),
+      createHash("sha256").update(Uint8Array.of(0)).update(bytes).digest("hex"),
+      `length ${n}`,
+    );
+  }
+  const left = sha256(encoder.encode("left"));
+  const right = sha256(encoder.encode("right"));
+  equal(
+    toHex(sha256Pair(0x01, left, right)),
+    createHash("sha256").update(Uint8Array.of(1)).update(left).update(right).digest("hex"),
+  );
 });

@@ -14,13 +14,16 @@ import { AuditError } from "./errors.ts";
 import {
   CheckpointSchema,
   isHeadLine,
+  isHeadLineAt,
+  MAX_LINE_BYTES,
   parseJsonLine,
   readHeadLine,
   type SignedHead,
 } from "./format.ts";
 import { headHash, isHeadSigned, type PublicKeyInfo, readPublicKey } from "./keys.ts";
-import { hashEquals, leafHash, MerkleFrontier, toHex } from "./merkle.ts";
-import { listSegments, scanLines, type SegmentInfo } from "./segments.ts";
+import { LeafTree } from "./leaf_tree.ts";
+import { hashEquals, leafHash, toHex } from "./merkle.ts";
+import { listSegments, scanLineRanges, scanLines, type SegmentInfo } from "./segments.ts";
 import { TreeFileReader } from "./tree_file.ts";
 
 /** What was found wrong. */
@@ -98,6 +101,21 @@ interface Problem {
 }
 
 const decoder = new TextDecoder();
+/** Read size of the fast path. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** The lines (and their leaf hashes) of a failing batch, read again for diagnosis. */
+async function readBatch(
+  segments: SegmentInfo[],
+  at: { segment: number; start: number; end: number },
+): Promise<Leaf[]> {
+  const batch: Leaf[] = [];
+  const seg = segments[at.segment] as SegmentInfo;
+  await scanLines(seg.path, (line) => {
+    batch.push({ line, hash: leafHash(line) });
+  }, { start: at.start, end: at.end });
+  return batch;
+}
 
 function seqField(line: Uint8Array): number | null {
   const value = parseJsonLine(decoder.decode(line)) as { seq?: unknown } | undefined;
@@ -134,16 +152,19 @@ export async function verifyLog(
     }
   }
   const { segments, strays } = await listSegments(auditDir);
-  const frontier = new MerkleFrontier();
+  const frontier = new LeafTree(CHUNK_BYTES + MAX_LINE_BYTES + 1);
   let n = 0;
   let heads = 0;
   let segmentsRead = 0;
   let lastHead: SignedHead | null = null;
   let lastHeadHash = "";
-  let batch: Leaf[] = [];
+  // The lines since the last head: how many, and where the first one starts.
+  let batchCount = 0;
+  let batchOffset = 0;
   let batchStart = 0;
   let problem: Problem | null = null;
   let failedHeadSize = 0;
+  let failedBatch = { segment: 0, start: 0, end: 0 };
   let resume: { segment: number; offset: number } = { segment: 0, offset: 0 };
   let isStoppedAtUntil = false;
   let torn: { segment: string; offset: number } | null = null;
@@ -206,19 +227,22 @@ export async function verifyLog(
         };
       break;
     }
-    if (batch.length > 0) {
+    if (batchCount > 0) {
       problem = {
         kind: "deleted",
         seq: batchStart,
-        detail: `The segment before "${seg.name}" ends with ${batch.length} entries that no ` +
+        detail: `The segment before "${seg.name}" ends with ${batchCount} entries that no ` +
           `head covers (its last head was removed)`,
         location: { segment: seg.name, offset: 0 },
       };
       break;
     }
     segmentsRead++;
-    const scan = await scanLines(seg.path, (line, offset) => {
-      if (isHeadLine(line)) {
+    batchOffset = 0;
+    const window = frontier.window;
+    const scan = await scanLineRanges(seg.path, (chunk, start, end, offset) => {
+      if (isHeadLineAt(chunk, start, end)) {
+        const line = chunk.subarray(start, end);
         const text = decoder.decode(line);
         const location = { segment: seg.name, offset };
         const signed = readHeadLine(text);
@@ -262,13 +286,15 @@ export async function verifyLog(
             location,
           };
           failedHeadSize = size;
+          failedBatch = { segment: si, start: batchOffset, end: offset };
           resume = { segment: si, offset: offset + line.length + 1 };
           return false;
         }
         lastHead = signed;
         lastHeadHash = headHash(signed);
         heads++;
-        batch = [];
+        batchCount = 0;
+        batchOffset = offset + line.length + 1;
         batchStart = n;
         if (options.untilSize === n) {
           isStoppedAtUntil = true;
@@ -276,9 +302,8 @@ export async function verifyLog(
         }
         return true;
       }
-      const hash = leafHash(line);
-      frontier.push(hash);
-      batch.push({ line, hash });
+      frontier.pushWindow(start, end);
+      batchCount++;
       n++;
       while (
         trustedIndex < trusted.length && (trusted[trustedIndex] as SignedHead).head.size <= n
@@ -296,7 +321,11 @@ export async function verifyLog(
         }
       }
       return true;
-    }, options.signal ? { signal: options.signal } : {});
+    }, {
+      chunkBytes: CHUNK_BYTES,
+      into: window,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     if (problem || isStoppedAtUntil) break;
     if (scan.overlong !== null) {
       problem = {
@@ -316,7 +345,7 @@ export async function verifyLog(
     const diagnosed = await diagnose({
       auditDir,
       segments,
-      batch,
+      batch: await readBatch(segments, failedBatch),
       batchStart,
       headSize: failedHeadSize,
       resume,
@@ -344,9 +373,9 @@ export async function verifyLog(
       location: torn,
     }, false);
   }
-  if (batch.length > 0 || torn) {
-    const what = batch.length > 0
-      ? `${batch.length} entries after the last signed head (size ${batchStart}) are not ` +
+  if (batchCount > 0 || torn) {
+    const what = batchCount > 0
+      ? `${batchCount} entries after the last signed head (size ${batchStart}) are not ` +
         `covered by a signature`
       : `the last segment ends inside a line`;
     return report({
