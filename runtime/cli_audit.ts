@@ -5,7 +5,8 @@
  *
  * - `verify [--home DIR] [--pubkey FILE] [--head FILE] [--json]`
  * - `head [--home DIR] [--json]`, `pubkey [--home DIR]`
- * - `proof SEQ [--home DIR] [--json]`, `consistency SIZE [--home DIR] [--json]`
+ * - `proof SEQ [--size N] [--home DIR] [--json]`, `consistency SIZE [--to N] [--home DIR]
+ *   [--json]`: into the latest signed head, or the signed head of size N
  * - `export FROM TO --out FILE [--home DIR]`
  * - `check-bundle FILE --pubkey FILE [--json]`
  * @module
@@ -22,7 +23,12 @@ import {
   SignedHeadSchema,
 } from "../workers/audit/offline/format.ts";
 import { isHeadSigned, type PublicKeyInfo, readPublicKey } from "../workers/audit/offline/keys.ts";
-import { proveConsistency, proveInclusion, readLatestHead } from "../workers/audit/offline/read.ts";
+import {
+  proveConsistency,
+  proveInclusion,
+  readHeadOfSize,
+  readLatestHead,
+} from "../workers/audit/offline/read.ts";
 import { verifyLog } from "../workers/audit/offline/verify.ts";
 import { buildBundle, checkBundle } from "../workers/audit/offline/bundle.ts";
 
@@ -63,6 +69,8 @@ export async function auditCommand(
     pubkey: "string",
     head: "string",
     out: "string",
+    size: "string",
+    to: "string",
   });
   const isJson = flags.json === true;
   const auditDir = () => `${resolveHome(flags.home as string | undefined, env)}/audit`;
@@ -123,7 +131,7 @@ export async function auditCommand(
       case "proof": {
         expectArgs(1, "one argument: SEQ");
         const seq = parseCount(positional[0] as string, "SEQ");
-        const { dir, head } = await signedLatest(auditDir());
+        const { dir, head } = await signedAt(auditDir(), flags.size, "--size");
         const proof = await proveInclusion(dir, { seq, head });
         emit(
           proof,
@@ -135,7 +143,7 @@ export async function auditCommand(
       case "consistency": {
         expectArgs(1, "one argument: an earlier tree SIZE");
         const from = parseCount(positional[0] as string, "SIZE");
-        const { dir, head } = await signedLatest(auditDir());
+        const { dir, head } = await signedAt(auditDir(), flags.to, "--to");
         const proof = await proveConsistency(dir, { from, head });
         emit(
           proof,
@@ -211,6 +219,18 @@ async function signedLatest(
     );
   }
   return { dir, head: latest.signed, publicKey };
+}
+
+/** The latest signed head, or the signed head of the size a flag names. */
+async function signedAt(
+  dir: string,
+  flag: unknown,
+  name: string,
+): Promise<{ dir: string; head: SignedHead }> {
+  if (typeof flag !== "string") return await signedLatest(dir);
+  const size = parseCount(flag, name);
+  const publicKey = await readPublicKey(`${dir}/keys/signing.pub`);
+  return { dir, head: await readHeadOfSize(dir, { size, publicKey }) };
 }
 
 async function readJsonFile(path: string, maxBytes: number): Promise<unknown> {

@@ -90,6 +90,10 @@ audit:
   # Full verification of the log every N minutes (0: off), and once shortly after start.
   verifyIntervalMinutes: 30
   verifyOnStart: true
+  # Retention: once the segments take more than this many bytes, the oldest are deleted and
+  # a signed anchor (audit/anchor.json) stands for them; the rest still verifies and proves,
+  # and tree.bin keeps every hash. 0 keeps everything. Default 4 GiB.
+  retainMaxBytes: 4294967296
 
 auth:
   # Minutes without a change (any POST from the dashboard) before a session ends; reading

@@ -276,3 +276,41 @@ Deno.test("secai start records config.loaded with the config file's SHA-256", as
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("the audit control deletes the oldest segments past retainMaxBytes and the log still verifies", async () => {
+  const system = await startSystem({
+    config: { audit: { segmentMaxBytes: 4096, retainMaxBytes: 16_384 } },
+  });
+  try {
+    ok(system.isReady);
+    const append = system.supervisor.client(auditAppendApi);
+    const query = system.supervisor.client(auditQueryApi);
+    for (let i = 0; i < 200; i++) {
+      await append.call("append", {
+        type: "test.filler",
+        actor: "tester",
+        subject: `filler ${i} ${"x".repeat(120)}`,
+      });
+    }
+    await eventually(
+      async () =>
+        (await query.call("query", { type: "audit.pruned", limit: 1 })).entries.length > 0,
+      { what: "an audit.pruned entry" },
+    );
+    const report = await query.call("verify", {});
+    ok(report.isIntact, report.detail);
+    ok(report.prunedBefore > 0);
+    // The anchor it verified from is on disk (a later run can only move it forward).
+    const anchor = JSON.parse(await Deno.readTextFile(`${system.home}/audit/anchor.json`));
+    ok(anchor.anchor.size >= report.prunedBefore);
+    // A proof into an older head (the one before one more entry) through the contract.
+    const { head } = await query.call("head", {});
+    const older = head?.head.size ?? 0;
+    await append.call("append", { type: "test.filler", actor: "tester", subject: "one more" });
+    const proof = await query.call("proof", { seq: older - 1, size: older });
+    equal(proof.size, older);
+    equal(proof.head.head.root, head?.head.root);
+  } finally {
+    await system.stop();
+  }
+});

@@ -65,7 +65,7 @@ class BareGroupCommit {
   }
 }
 
-async function benchAppends(): Promise<void> {
+export async function benchAppends(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "audit-bench-", dir: "." });
   try {
     // Lines as the log writes them, so the baseline writes the same bytes.

@@ -62,6 +62,7 @@ export const VerifyReportSchema = z.strictObject({
   entries: Seq,
   heads: Seq,
   segments: z.number().int().nonnegative(),
+  prunedBefore: Seq,
   size: Seq,
   root: Hash.nullable(),
   keyId: Hash,
@@ -110,7 +111,8 @@ export const auditQueryApi = defineApi("audit-query", {
   },
   /** Inclusion proof of one entry in the tree of the latest head. */
   proof: {
-    input: z.strictObject({ seq: Seq }),
+    /** `size`: prove into the signed head of that size instead of the latest. */
+    input: z.strictObject({ seq: Seq, size: Seq.optional() }),
     output: z.strictObject({
       seq: Seq,
       line: z.string().max(64 * 1024),
@@ -122,7 +124,8 @@ export const auditQueryApi = defineApi("audit-query", {
   },
   /** Consistency proof from an earlier tree size to the latest head. */
   consistency: {
-    input: z.strictObject({ from: Seq }),
+    /** `to`: the signed head of that size instead of the latest. */
+    input: z.strictObject({ from: Seq, to: Seq.optional() }),
     output: z.strictObject({
       from: Seq,
       to: Seq,
@@ -151,6 +154,14 @@ export const AuditConfigSchema = z.strictObject({
   verifyIntervalMinutes: z.number().int().min(0).max(7 * 24 * 60).default(30),
   /** Full verification shortly after start. */
   verifyOnStart: z.boolean().default(true),
-}).default({});
+  /**
+   * Retention: once the segments take more than this many bytes, the oldest are deleted
+   * and a signed anchor stands for them (checked at start and after each rotation). 0 keeps every segment.
+   */
+  retainMaxBytes: z.number().int().min(0).max(2 ** 50).default(4 * 1024 * 1024 * 1024),
+}).refine(
+  (c) => c.retainMaxBytes === 0 || c.retainMaxBytes >= 2 * c.segmentMaxBytes,
+  { message: "retainMaxBytes must be 0 (keep all) or at least twice segmentMaxBytes" },
+).default({});
 /** Audit config. */
 export type AuditConfig = z.infer<typeof AuditConfigSchema>;

@@ -14,7 +14,14 @@ import {
 } from "node:crypto";
 import { syncDir, writeFileAtomic } from "../../runtime/kit/fs.ts";
 import { AuditError } from "./offline/errors.ts";
-import { type Head, headMessage, type SignedHead } from "./offline/format.ts";
+import {
+  type Anchor,
+  anchorMessage,
+  type Head,
+  headMessage,
+  type SignedAnchor,
+  type SignedHead,
+} from "./offline/format.ts";
 import { type PublicKeyInfo, publicKeyInfo } from "./offline/keys.ts";
 
 /** The signing key and its public half. */
@@ -107,4 +114,14 @@ export async function loadSigningKey(dir: string): Promise<LoadedKey> {
 export function signHead(head: Head, key: SigningKey): SignedHead {
   const sig = sign(null, headMessage(head), key.privateKey);
   return { head, sig: btoa(String.fromCharCode(...sig)) };
+}
+
+/**
+ * Signs a retention anchor.
+ * @param anchor the statement (its `key` must be this key's id)
+ * @param key the signing key
+ */
+export function signAnchor(anchor: Anchor, key: SigningKey): SignedAnchor {
+  const sig = sign(null, anchorMessage(anchor), key.privateKey);
+  return { anchor, sig: btoa(String.fromCharCode(...sig)) };
 }

@@ -18,6 +18,7 @@ import { syncDir, writeFileAtomic } from "../../runtime/kit/fs.ts";
 import { canonicalJson, MAX_CANONICAL_LENGTH } from "./offline/canonical.ts";
 import { AuditError } from "./offline/errors.ts";
 import {
+  ANCHOR_FILE,
   type AuditEntry,
   type Checkpoint,
   CheckpointSchema,
@@ -39,7 +40,9 @@ import {
   toHex,
 } from "./offline/merkle.ts";
 import { listSegments, scanLines, type SegmentInfo } from "./offline/segments.ts";
-import { loadSigningKey, signHead, type SigningKey } from "./keys.ts";
+import { loadSigningKey, signAnchor, signHead, type SigningKey } from "./keys.ts";
+import { anchorFor, deleteBefore, planRetention } from "./retention.ts";
+import { readAnchor, requireAnchor } from "./offline/anchor.ts";
 
 /** What a caller appends; `ts` and `seq` are assigned by the log. */
 export type AppendEntry = Omit<AuditEntry, "seq" | "ts">;
@@ -54,6 +57,8 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** Clock for entry and head timestamps. */
   now?: () => Date;
+  /** Called after a segment is sealed and the next one started (retention checks then). */
+  onRotate?: () => void;
 }
 
 /** What opening the log found and repaired. */
@@ -77,6 +82,8 @@ export interface Recovery {
   isKeyNew: boolean;
   /** `keys/signing.pub` was missing or wrong and was rewritten from the private key. */
   isPublicKeyRepaired: boolean;
+  /** Segment files deleted to finish a retention run that a crash interrupted. */
+  prunedSegments: number;
 }
 
 interface Waiting {
@@ -135,6 +142,7 @@ export class AuditLog {
   readonly #checkpointEvery: number;
   readonly #maxBatch: number;
   readonly #now: () => Date;
+  readonly #onRotate: () => void;
   #segment: OpenSegment;
   #tree: Deno.FsFile;
   #frontier: MerkleFrontier;
@@ -164,6 +172,7 @@ export class AuditLog {
     this.#checkpointEvery = init.options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.#maxBatch = init.options.maxBatch ?? DEFAULT_MAX_BATCH;
     this.#now = init.options.now ?? (() => new Date());
+    this.#onRotate = init.options.onRotate ?? (() => {});
     this.#segment = init.segment;
     this.#tree = init.tree;
     this.#frontier = init.frontier;
@@ -202,6 +211,7 @@ export class AuditLog {
       isTreeRebuilt: false,
       isKeyNew: loaded.isNew,
       isPublicKeyRepaired: loaded.isPublicKeyRepaired,
+      prunedSegments: 0,
     };
     const tree = await Deno.open(`${dir}/tree.bin`, {
       read: true,
@@ -406,6 +416,7 @@ export class AuditLog {
     await Deno.chmod(old.path, 0o400);
     this.#segment = await createSegment(this.#dir, this.#frontier.size);
     await this.#checkpoint();
+    queueMicrotask(this.#onRotate);
   }
 
   /** Signs and durably writes a head for the current tree (used at open). */
@@ -439,6 +450,56 @@ export class AuditLog {
     };
     await writeFileAtomic(`${this.#dir}/tree.json`, JSON.stringify(checkpoint) + "\n");
     this.#checkpointSize = this.#frontier.size;
+  }
+
+  /**
+   * Retention: deletes the oldest sealed segments until all of them take at most
+   * `maxBytes`, leaving a signed anchor in their place (see `retention.ts`). Records an
+   * `audit.pruned` entry first. Callers keep verification from running at the same time.
+   * @returns what was deleted, or null when the log is within the budget
+   * @throws {AuditError} AUDIT_MALFORMED when the files do not allow it (a damaged segment
+   *   end or stored tree: nothing is deleted); AUDIT_UNAVAILABLE when the log is closed
+   */
+  async prune(
+    maxBytes: number,
+  ): Promise<{ from: number; before: number; segments: number; bytes: number } | null> {
+    if (this.#isClosed || this.#failure) {
+      throw this.#failure ?? new AuditError("AUDIT_UNAVAILABLE", "The audit log is closed");
+    }
+    const plan = await planRetention(this.#dir, {
+      maxBytes,
+      activeSegment: this.#segment.name,
+    });
+    if (!plan) return null;
+    const anchor = await anchorFor(this.#dir, plan, {
+      publicKey: this.#key.publicKey,
+      now: this.#now(),
+    });
+    const result = {
+      from: plan.from,
+      before: plan.boundary,
+      segments: plan.segments.length,
+      bytes: plan.bytes,
+    };
+    await this.append({
+      control: "audit",
+      type: "audit.pruned",
+      actor: "audit",
+      subject: `entries ${plan.from}..${plan.boundary - 1}`,
+      evidence: {
+        ...result,
+        maxBytes,
+        files: plan.segments.map((s) => s.name),
+        anchorRoot: anchor.head.head.root,
+      },
+      data: {},
+    });
+    await writeFileAtomic(
+      `${this.#dir}/${ANCHOR_FILE}`,
+      canonicalJson(signAnchor(anchor, this.#key)) + "\n",
+    );
+    await deleteBefore(this.#dir, plan.boundary);
+    return result;
   }
 
   /** Resolves once every append queued so far is settled. */
@@ -533,13 +594,18 @@ async function recover(
 ): Promise<Recovered> {
   const { tree, recovery } = ctx;
   const publicKey = ctx.key.publicKey;
+  // Finish a retention run that a crash interrupted (its anchor is durable).
+  const anchored = await readAnchor(dir, publicKey);
+  if (anchored.anchor) {
+    recovery.prunedSegments = await deleteBefore(dir, anchored.anchor.anchor.size);
+  }
   let { segments } = await listSegments(dir);
   if (segments.length === 0) {
     await tree.truncate(0);
     const segment = await createSegment(dir, 0);
     return { segment, frontier: new MerkleFrontier(), head: null };
   }
-  const start = await startingPoint(dir, segments, tree);
+  const start = await startingPoint(dir, segments, { tree, publicKey });
   recovery.isTreeRebuilt = start.isRebuilt;
   let frontier = start.frontier;
   let head = start.head;
@@ -625,7 +691,7 @@ async function recover(
 async function startingPoint(
   dir: string,
   segments: SegmentInfo[],
-  tree: Deno.FsFile,
+  at: { tree: Deno.FsFile; publicKey: PublicKeyInfo },
 ): Promise<{
   segment: number;
   offset: number;
@@ -633,6 +699,7 @@ async function startingPoint(
   head: SignedHead | null;
   isRebuilt: boolean;
 }> {
+  const { tree } = at;
   const treeBytes = (await tree.stat()).size;
   let checkpoint: Checkpoint | null = null;
   try {
@@ -659,13 +726,45 @@ async function startingPoint(
       }
     }
   }
-  await tree.truncate(0);
+  const firstSeq = (segments[0] as SegmentInfo).firstSeq;
+  if (firstSeq === 0) {
+    await tree.truncate(0);
+    return {
+      segment: 0,
+      offset: 0,
+      frontier: new MerkleFrontier(),
+      head: null,
+      isRebuilt: treeBytes > 0 || checkpoint !== null,
+    };
+  }
+  // Retention deleted the start: rehash from the anchor, over the stored hashes before it.
+  const anchored = await requireAnchor(dir, at.publicKey);
+  const size = anchored?.anchor.anchor.size;
+  if (!anchored || size !== firstSeq) {
+    throw new AuditError(
+      "AUDIT_MALFORMED",
+      `The log starts at entry ${firstSeq} without a retention anchor for it: entries were ` +
+        `deleted outside the runtime (run "secai audit verify")`,
+    );
+  }
+  const bytes = storedCount(size) * HASH_BYTES;
+  const stored = treeBytes >= bytes
+    ? toHex((await MerkleFrontier.fromStored(size, new HandleSource(tree))).root())
+    : null;
+  if (stored !== anchored.anchor.anchor.head.head.root) {
+    throw new AuditError(
+      "AUDIT_MALFORMED",
+      `tree.bin is damaged and entries before ${size} were deleted by retention, so it cannot ` +
+        `be rebuilt from the segments: restore it from a backup`,
+    );
+  }
+  await tree.truncate(bytes);
   return {
     segment: 0,
     offset: 0,
-    frontier: new MerkleFrontier(),
-    head: null,
-    isRebuilt: treeBytes > 0 || checkpoint !== null,
+    frontier: anchored.frontier,
+    head: anchored.anchor.anchor.head,
+    isRebuilt: true,
   };
 }
 

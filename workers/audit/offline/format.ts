@@ -81,6 +81,48 @@ export const CheckpointSchema = z.strictObject({
 /** A tree checkpoint. */
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 
+/** File of the retention anchor in the audit directory. */
+export const ANCHOR_FILE = "anchor.json";
+/** Largest anchor file read. */
+export const MAX_ANCHOR_BYTES = 64 * 1024;
+
+/**
+ * What retention leaves in place of the segments it deleted: the signed head that ended the
+ * last deleted segment and the tree's frontier at that size (its complete subtree hashes,
+ * largest first), from which the kept segments verify. Signed by the log's key, so nobody
+ * without it can move the boundary.
+ */
+export const AnchorSchema = z.strictObject({
+  v: z.literal(1),
+  /** Entries deleted (the first kept entry's seq); equals `head.head.size`. */
+  size: z.number().int().min(1).max(2 ** 48),
+  head: SignedHeadSchema,
+  frontier: z.array(Hash).min(1).max(48),
+  /** Segment files deleted so far, and their bytes. */
+  segments: z.number().int().min(1),
+  bytes: z.number().int().min(0),
+  ts: z.string().max(40),
+  key: Hash,
+});
+/** A retention anchor. */
+export type Anchor = z.infer<typeof AnchorSchema>;
+
+/** An anchor with its Ed25519 signature (base64) over {@link anchorMessage}. */
+export const SignedAnchorSchema = z.strictObject({
+  anchor: AnchorSchema,
+  sig: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, "expected a base64 Ed25519 signature"),
+});
+/** A signed retention anchor. */
+export type SignedAnchor = z.infer<typeof SignedAnchorSchema>;
+
+/** Domain separation of anchor signatures (a head signature never verifies as one). */
+export const ANCHOR_SIGNATURE_CONTEXT = "secai-audit-anchor-v1\n";
+
+/** Bytes that are signed for an anchor. */
+export function anchorMessage(anchor: Anchor): Uint8Array {
+  return new TextEncoder().encode(ANCHOR_SIGNATURE_CONTEXT + canonicalJson(anchor));
+}
+
 /** Most entries in one bundle. */
 export const MAX_BUNDLE_ENTRIES = 10_000;
 /** Largest bundle file read. */

@@ -5,7 +5,7 @@
  */
 import { createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
 import { AuditError } from "./errors.ts";
-import { headMessage, type SignedHead } from "./format.ts";
+import { anchorMessage, headMessage, type SignedAnchor, type SignedHead } from "./format.ts";
 
 /** A usable public key. */
 export interface PublicKeyInfo {
@@ -97,6 +97,17 @@ export function isHeadSigned(signed: SignedHead, publicKey: PublicKeyInfo): bool
   if (signed.head.key !== publicKey.id) return false;
   const sig = Uint8Array.from(atob(signed.sig), (c) => c.charCodeAt(0));
   return verify(null, headMessage(signed.head), publicKey.key, sig);
+}
+
+/**
+ * Whether a retention anchor carries a valid signature by this key (and names the key).
+ * @param signed the anchor and its signature
+ * @param publicKey the key that must have signed it
+ */
+export function isAnchorSigned(signed: SignedAnchor, publicKey: PublicKeyInfo): boolean {
+  if (signed.anchor.key !== publicKey.id) return false;
+  const sig = Uint8Array.from(atob(signed.sig), (c) => c.charCodeAt(0));
+  return verify(null, anchorMessage(signed.anchor), publicKey.key, sig);
 }
 
 /** Hex SHA-256 of a head's canonical bytes: what the next head's `prev` names. */

@@ -6,9 +6,9 @@
  * (checked against it in `leaf_tree_test.ts`).
  * @module
  */
-import { EMPTY_ROOT, MAX_TREE_SIZE } from "./merkle.ts";
+import { EMPTY_ROOT, MAX_TREE_SIZE, type MerkleFrontier } from "./merkle.ts";
 import { type Sha256Exports, sha256Instance } from "./sha256.ts";
-import { FREE, OUT } from "./sha256_wasm.ts";
+import { FREE, OUT, STACK } from "./sha256_wasm.ts";
 
 /** Number of trailing one bits of a tree size: the subtrees a new leaf completes. */
 function trailingOnes(size: number): number {
@@ -24,8 +24,11 @@ export class LeafTree {
   #window: Uint8Array;
   #size = 0;
 
-  /** @param windowBytes the largest window a caller reads into */
-  constructor(windowBytes: number) {
+  /**
+   * @param windowBytes the largest window a caller reads into
+   * @param start the tree to continue (default: the empty tree)
+   */
+  constructor(windowBytes: number, start?: MerkleFrontier) {
     this.#exports = sha256Instance();
     const needed = FREE + windowBytes;
     const memory = this.#exports.memory;
@@ -33,6 +36,12 @@ export class LeafTree {
       memory.grow(Math.ceil((needed - memory.buffer.byteLength) / 65_536));
     }
     this.#window = new Uint8Array(memory.buffer, FREE, windowBytes);
+    if (start) {
+      const bytes = new Uint8Array(memory.buffer);
+      start.hashes.forEach((hash, i) => bytes.set(hash, STACK + 32 * i));
+      this.#exports.height.value = start.hashes.length;
+      this.#size = start.size;
+    }
   }
 
   /** Leaves in the tree. */

@@ -6,7 +6,7 @@
 import { equal, rejects } from "node:assert/strict";
 import { sha256 } from "@noble/hashes/sha256";
 import { LeafTree } from "./leaf_tree.ts";
-import { toHex } from "./merkle.ts";
+import { leafHash, MerkleFrontier, toHex } from "./merkle.ts";
 import { MAX_LINE_BYTES } from "./format.ts";
 import { scanLineRanges, scanLines } from "./segments.ts";
 
@@ -76,5 +76,20 @@ Deno.test("scanLineRanges into one buffer sees the same lines as scanLines acros
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a LeafTree started from a frontier continues that tree", () => {
+  const lines = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`line ${i}`));
+  for (const at of [1, 5, 8, 13, 31]) {
+    const start = new MerkleFrontier();
+    for (const line of lines.slice(0, at)) start.push(leafHash(line));
+    const tree = new LeafTree(64, start);
+    for (const line of lines.slice(at)) {
+      tree.window.set(line, 1);
+      tree.pushWindow(1, 1 + line.length);
+    }
+    equal(tree.size, 40);
+    equal(toHex(tree.root()), toHex(mth(lines)), `continued from ${at}`);
   }
 });

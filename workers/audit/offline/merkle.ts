@@ -158,6 +158,11 @@ export class MerkleFrontier {
     return stored;
   }
 
+  /** The complete subtree hashes, largest first (a copy of the list). */
+  get hashes(): Uint8Array[] {
+    return [...this.#stack];
+  }
+
   /** RFC 9162 MTH of the leaves so far. */
   root(): Uint8Array {
     if (this.#stack.length === 0) return EMPTY_ROOT;

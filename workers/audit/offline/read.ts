@@ -25,6 +25,8 @@ import {
 } from "./merkle.ts";
 import { listSegments, scanLines, type SegmentInfo } from "./segments.ts";
 import { TreeFileReader } from "./tree_file.ts";
+import { readAnchor } from "./anchor.ts";
+import { isHeadSigned, type PublicKeyInfo } from "./keys.ts";
 
 const decoder = new TextDecoder();
 
@@ -57,6 +59,41 @@ export async function readLatestHead(auditDir: string): Promise<LocatedHead | nu
   return null;
 }
 
+/**
+ * The signed head of one tree size (heads are written after every batch, so not every size
+ * has one), checked against the key. The retention anchor's head counts.
+ * @throws {AuditError} AUDIT_NOT_FOUND when the log has no valid head of that size
+ */
+export async function readHeadOfSize(
+  auditDir: string,
+  at: { size: number; publicKey: PublicKeyInfo },
+): Promise<SignedHead> {
+  const { size, publicKey } = at;
+  const anchored = await readAnchor(auditDir, publicKey);
+  if (anchored.anchor?.anchor.size === size) return anchored.anchor.anchor.head;
+  const { segments } = await listSegments(auditDir);
+  // The head of size n follows entry n - 1: it is in the segment holding that entry.
+  const seg = segments.findLast((s) => s.firstSeq <= size - 1);
+  let found: SignedHead | null = null;
+  if (seg && size > 0) {
+    await scanLines(seg.path, (line) => {
+      if (!isHeadLine(line)) return true;
+      const signed = readHeadLine(decoder.decode(line));
+      if (typeof signed === "string" || signed.head.size !== size) return true;
+      if (isHeadSigned(signed, publicKey)) found = signed;
+      return found === null;
+    });
+  }
+  if (!found) {
+    throw new AuditError(
+      "AUDIT_NOT_FOUND",
+      `The log has no signed head of size ${size} (a head is signed after each batch; ` +
+        `"secai audit head" shows the latest)`,
+    );
+  }
+  return found;
+}
+
 /** One entry with its exact line. */
 export interface LocatedEntry {
   entry: AuditEntry;
@@ -76,6 +113,14 @@ export async function readEntries(
   range: { from: number; to: number },
 ): Promise<LocatedEntry[]> {
   const { segments } = await listSegments(auditDir);
+  const firstKept = segments[0]?.firstSeq ?? 0;
+  if (range.from < firstKept) {
+    throw new AuditError(
+      "AUDIT_NOT_FOUND",
+      `Entries before ${firstKept} were deleted by retention; entry ${range.from} is gone ` +
+        `(the signed anchor and tree.bin still cover it)`,
+    );
+  }
   const out: LocatedEntry[] = [];
   let start = 0;
   for (let i = 0; i < segments.length; i++) {
@@ -151,6 +196,13 @@ export async function openHashSource(
   const memory = new MemoryTree();
   const frontier = new MerkleFrontier();
   const { segments } = await listSegments(auditDir);
+  if ((segments[0]?.firstSeq ?? 0) > 0) {
+    throw new AuditError(
+      "AUDIT_MALFORMED",
+      `tree.bin is behind the log and its start was deleted by retention, so the tree cannot ` +
+        `be rebuilt here (run "secai audit verify")`,
+    );
+  }
   for (const seg of segments) {
     if (frontier.size >= size) break;
     await scanLines(seg.path, (line) => {

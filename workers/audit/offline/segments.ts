@@ -187,3 +187,29 @@ export async function scanLineRanges(
     file.close();
   }
 }
+
+/**
+ * The last complete line of a file (without its newline), read from the file's end.
+ * @returns null when the file has no complete line within the last {@link MAX_LINE_BYTES}
+ */
+export async function readLastLine(path: string): Promise<Uint8Array | null> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const size = (await file.stat()).size;
+    const length = Math.min(size, MAX_LINE_BYTES + 2);
+    const bytes = new Uint8Array(length);
+    await file.seek(size - length, Deno.SeekMode.Start);
+    let filled = 0;
+    while (filled < length) {
+      const n = await file.read(bytes.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    if (filled === 0 || bytes[filled - 1] !== 0x0a) return null;
+    const start = bytes.lastIndexOf(0x0a, filled - 2) + 1;
+    if (start === 0 && length < size) return null; // longer than any line may be
+    return bytes.slice(start, filled - 1);
+  } finally {
+    file.close();
+  }
+}

@@ -21,6 +21,7 @@ import {
   type SignedHead,
 } from "./format.ts";
 import { headHash, isHeadSigned, type PublicKeyInfo, readPublicKey } from "./keys.ts";
+import { readAnchor } from "./anchor.ts";
 import { LeafTree } from "./leaf_tree.ts";
 import { hashEquals, leafHash, toHex } from "./merkle.ts";
 import { listSegments, scanLineRanges, scanLines, type SegmentInfo } from "./segments.ts";
@@ -56,6 +57,8 @@ export interface VerifyReport {
   heads: number;
   /** Segment files read. */
   segments: number;
+  /** Entries deleted by retention before the first kept segment (0: none). */
+  prunedBefore: number;
   /** Tree size of the last valid head. */
   size: number;
   /** Root of the last valid head (hex); null before the first head. */
@@ -151,32 +154,38 @@ export async function verifyLog(
       );
     }
   }
+  // The anchor first: a retention run writes it before it deletes segments.
+  const anchorRead = await readAnchor(auditDir, publicKey);
   const { segments, strays } = await listSegments(auditDir);
-  const frontier = new LeafTree(CHUNK_BYTES + MAX_LINE_BYTES + 1);
-  let n = 0;
+  const anchor = anchorRead.anchor?.anchor ?? null;
+  const frontier = new LeafTree(CHUNK_BYTES + MAX_LINE_BYTES + 1, anchorRead.frontier ?? undefined);
+  let n = anchor?.size ?? 0;
   let heads = 0;
   let segmentsRead = 0;
-  let lastHead: SignedHead | null = null;
-  let lastHeadHash = "";
+  let lastHead: SignedHead | null = anchor?.head ?? null;
+  let lastHeadHash = anchor ? headHash(anchor.head) : "";
   // The lines since the last head: how many, and where the first one starts.
   let batchCount = 0;
   let batchOffset = 0;
-  let batchStart = 0;
+  let batchStart = n;
   let problem: Problem | null = null;
   let failedHeadSize = 0;
   let failedBatch = { segment: 0, start: 0, end: 0 };
   let resume: { segment: number; offset: number } = { segment: 0, offset: 0 };
   let isStoppedAtUntil = false;
   let torn: { segment: string; offset: number } | null = null;
-  let trustedIndex = 0;
+  // Trusted heads inside the deleted range cannot be checked any more, except at its end.
+  let trustedIndex = trusted.findIndex((t) => t.head.size >= n);
+  if (trustedIndex === -1) trustedIndex = trusted.length;
 
   function report(p: Problem | null, isIntact: boolean, detail?: string): VerifyReport {
     return {
       isIntact,
-      entries: n,
+      entries: n - (anchor?.size ?? 0),
       heads,
       segments: segmentsRead,
       size: lastHead?.head.size ?? 0,
+      prunedBefore: anchor?.size ?? 0,
       root: lastHead?.head.root ?? null,
       keyId: publicKey.id,
       firstBadSeq: p?.seq ?? null,
@@ -197,7 +206,32 @@ export async function verifyLog(
     }, false);
   }
 
-  for (let si = 0; si < segments.length && !problem && !isStoppedAtUntil; si++) {
+  if (anchorRead.problem !== null) {
+    return report({
+      kind: anchorRead.kind,
+      seq: null,
+      detail: `${anchorRead.problem}; the entries it stands for cannot be vouched for`,
+      location: null,
+    }, false);
+  }
+  const trustedAtAnchor = trusted.find((t) => t.head.size === anchor?.size);
+  if (anchor && trustedAtAnchor && trustedAtAnchor.head.root !== anchor.head.head.root) {
+    return report({
+      kind: "modified",
+      seq: null,
+      detail: `The retention anchor does not match the trusted head of size ${anchor.size}`,
+      location: null,
+    }, false);
+  }
+  // Segments wholly before the anchor are left over from an interrupted retention run.
+  let first = 0;
+  while (
+    anchor && first + 1 < segments.length &&
+    (segments[first + 1] as SegmentInfo).firstSeq <= anchor.size
+  ) first++;
+  if (anchor && segments[first] && (segments[first] as SegmentInfo).firstSeq < anchor.size) first++;
+
+  for (let si = first; si < segments.length && !problem && !isStoppedAtUntil; si++) {
     const seg = segments[si] as SegmentInfo;
     if (torn) {
       problem = {
@@ -354,7 +388,13 @@ export async function verifyLog(
     return report(diagnosed, false);
   }
   if (options.untilSize !== undefined) {
-    if (isStoppedAtUntil) return report(null, true, intactDetail(n, heads, segmentsRead));
+    if (isStoppedAtUntil) {
+      return report(
+        null,
+        true,
+        intactDetail(n - (anchor?.size ?? 0), heads, segmentsRead, anchor?.size ?? 0),
+      );
+    }
     return report({
       kind: "truncated",
       seq: n,
@@ -386,11 +426,18 @@ export async function verifyLog(
       location: torn,
     }, false);
   }
-  return report(null, true, intactDetail(n, heads, segmentsRead));
+  return report(
+    null,
+    true,
+    intactDetail(n - (anchor?.size ?? 0), heads, segmentsRead, anchor?.size ?? 0),
+  );
 }
 
-function intactDetail(n: number, heads: number, segments: number): string {
-  return `${n} entries in ${segments} segments, ${heads} signed heads: intact`;
+function intactDetail(n: number, heads: number, segments: number, pruned: number): string {
+  const kept = pruned > 0
+    ? ` (entries 0..${pruned - 1} were deleted by retention; the signed anchor stands for them)`
+    : "";
+  return `${n} entries in ${segments} segments, ${heads} signed heads: intact${kept}`;
 }
 
 /** The largest tree size the tree state (`tree.bin`, `tree.json`) records. */
