@@ -1,7 +1,8 @@
 /**
  * Containers around pickles: PyTorch zip checkpoints (every member; duplicate, hidden,
  * unreferenced and mismatched members; CRC and flag anomalies; ZIP64; data descriptors),
- * legacy torch (stacked and tar), npy/npz object arrays, gzip/bz2/xz wrappers and polyglots.
+ * legacy torch (stacked and tar), npy/npz object arrays, gzip wrappers (bz2/xz/lzma: see
+ * wrapped_scan_test.ts) and polyglots.
  */
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
@@ -375,14 +376,19 @@ const invalid: InvalidCase[] = [
     message: /unknown version 4.0/,
   },
   {
-    name: "a bz2 wrapper",
+    name: "a bz2 block magic followed by garbage",
     bytes: () => concat(enc.encode("BZh91AY&SY"), new Uint8Array(64)),
-    message: /bz2-compressed/,
+    message: /^Invalid bz2 stream: /,
   },
   {
-    name: "an xz wrapper",
+    name: "an xz magic followed by garbage",
     bytes: () => concat(Uint8Array.of(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0), new Uint8Array(64)),
-    message: /xz-compressed/,
+    message: /^Invalid xz stream: the stream header CRC32 does not match/,
+  },
+  {
+    name: "a zstd wrapper",
+    bytes: () => concat(Uint8Array.of(0x28, 0xb5, 0x2f, 0xfd), new Uint8Array(64)),
+    message: /zstd-compressed/,
   },
   {
     name: "a corrupt gzip wrapper",

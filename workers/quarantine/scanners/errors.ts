@@ -35,3 +35,18 @@ export class FormatError extends Error {
     this.offset = offset;
   }
 }
+
+/**
+ * A scan that ran past the deadline its caller gave (`ScanFileOptions.deadline`): the batch
+ * scan job stops that file and reports it, and the caller scans the file again on its own.
+ */
+export class ScanDeadlineError extends Error {
+  /** Machine-readable reason. */
+  readonly code = "DEADLINE" as const;
+
+  /** @param ms the time the file was given */
+  constructor(ms: number) {
+    super(`The scan ran past its deadline of ${Math.round(ms)} ms`);
+    this.name = "ScanDeadlineError";
+  }
+}

@@ -1,10 +1,11 @@
 /**
  * The static scanners (issue #6): one entry point, {@link scanFile}, that detects a model
  * file's format, runs its strict reader (GGUF, safetensors, PyTorch zip, npz/npy, legacy
- * torch, plain pickles, gzip wrapper), the pickle VM on every pickle, the chat-template and
- * metadata checks, weight statistics, entropy samples, polyglot checks and — when given
- * compiled rules — a streaming YARA pass over every byte. Pure apart from reading the file it
- * is handed (and, for a gzip wrapper, writing the inflated copy into `tempDir`).
+ * torch, plain pickles, gzip/bz2/xz/lzma wrappers), the pickle VM on every pickle, the
+ * chat-template and metadata checks, weight statistics, entropy samples, polyglot checks and —
+ * when given compiled rules — a streaming YARA pass over every byte. Pure apart from reading
+ * the file it is handed (and, for a compression wrapper, writing the inflated copy into
+ * `tempDir`; a wrapper inside a wrapper is not opened).
  *
  * Verdict: `threat` when any finding of severity medium or above is not a parse failure;
  * otherwise `invalid` when any reader could not fully parse the file (rule `*.invalid`);
@@ -17,10 +18,13 @@
  * ```
  * @module
  */
+import { FileInput } from "./_compressed.ts";
 import { readAt } from "./_source.ts";
+import { bunzip2 } from "./bzip2.ts";
 import { checkEntropy, ENTROPY_SAMPLE, sampleOffsets } from "./entropy.ts";
-import { FormatError } from "./errors.ts";
+import { FormatError, ScanDeadlineError } from "./errors.ts";
 import { type ChatTemplate, scanGguf } from "./gguf.ts";
+import { parseAloneHeader, unlzma } from "./lzma.ts";
 import { isNpy, scanNpy } from "./npy.ts";
 import { FileSource } from "./_source.ts";
 import { looksLikePickle, opcodeName, runPickle } from "./pickle.ts";
@@ -38,9 +42,11 @@ import {
   SAMPLE_BYTES,
   sampleStats,
 } from "./weights.ts";
+import { unxz } from "./xz.ts";
 import { hasZipTrailer, readZip } from "./zip.ts";
 
 export type { Finding, ScanReport, Severity, Verdict } from "./types.ts";
+export { ScanDeadlineError } from "./errors.ts";
 
 /** Compiled YARA rules, as the `static_scan` job opens them (ffi/yara.ts via jobs/_yara.ts). */
 export interface YaraRuleSet {
@@ -58,15 +64,24 @@ export interface ScanFileOptions {
   onProgress?: (bytes: number) => void;
   /** Compiled rules; absent ⇒ YARA does not run and the report says so (`yara.not_run`). */
   yara?: YaraRuleSet;
-  /** Directory for the inflated copy of a gzip-wrapped file; absent ⇒ gzip is `invalid`. */
+  /** Directory for the inflated copy of a wrapped file; absent ⇒ a wrapper is `invalid`. */
   tempDir?: string;
+  /** Largest inflated size of a wrapped file (default {@link MAX_INFLATED}); beyond ⇒ `invalid`. */
+  maxInflatedBytes?: number;
+  /**
+   * A `performance.now()` time: past it the scan throws {@link ScanDeadlineError} at its next
+   * read or decoded chunk (the batch job's per-file deadline).
+   */
+  deadline?: number;
 }
 
 /** Bytes per YARA chunk, and the overlap that keeps a match on a chunk border visible. */
 const YARA_CHUNK = 8 << 20;
 const YARA_OVERLAP = 64 << 10;
-/** Largest inflated size of a gzip-wrapped file. */
-const MAX_GUNZIP = 64 * 2 ** 30;
+/** Largest inflated size of a wrapped file (gzip, bz2, xz, lzma). */
+export const MAX_INFLATED = 64 * 2 ** 30;
+/** Compression wrappers that are inflated and their content scanned. */
+type Wrapper = "gzip" | "bz2" | "xz" | "lzma";
 const PICKLE_PREFIXES = ["cos\n", "cposix\n", "csys\n", "cbuiltins\n"];
 
 /** Whether a finding reports a parse failure rather than a threat. */
@@ -109,10 +124,20 @@ class Progress {
   bytes = 0;
   #reported = 0;
   readonly #on: ((bytes: number) => void) | undefined;
-  constructor(on: ((bytes: number) => void) | undefined) {
+  readonly #started = performance.now();
+  readonly #deadline: number | undefined;
+  constructor(on: ((bytes: number) => void) | undefined, deadline: number | undefined) {
     this.#on = on;
+    this.#deadline = deadline;
   }
+  /** Throws {@link ScanDeadlineError} once the deadline has passed. */
+  check = (): void => {
+    if (this.#deadline !== undefined && performance.now() > this.#deadline) {
+      throw new ScanDeadlineError(this.#deadline - this.#started);
+    }
+  };
   add = (n: number): void => {
+    this.check();
     this.bytes += n;
     if (this.#on !== undefined && this.bytes - this.#reported >= 4 << 20) {
       this.#reported = this.bytes;
@@ -124,14 +149,14 @@ class Progress {
 /**
  * Scans one file.
  * @param path the file (opened read-only; must be a regular file)
- * @param options cancellation, progress, YARA rules and a temp dir for gzip
+ * @param options cancellation, deadline, progress, YARA rules and a temp dir for wrappers
  * @returns the report; parse failures are `invalid` findings, never exceptions
- * @throws the signal's reason when aborted; `Deno.errors.NotFound`/`PermissionDenied` when
- * the file cannot be opened
+ * @throws the signal's reason when aborted; {@link ScanDeadlineError} past the deadline;
+ * `Deno.errors.NotFound`/`PermissionDenied` when the file cannot be opened
  */
 export async function scanFile(path: string, options: ScanFileOptions = {}): Promise<ScanReport> {
   const started = performance.now();
-  const progress = new Progress(options.onProgress);
+  const progress = new Progress(options.onProgress, options.deadline);
   const file = await Deno.open(path, { read: true });
   try {
     const info = await file.stat();
@@ -180,6 +205,7 @@ export function detectFormat(head: Uint8Array, size: number): string {
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
   if (isTar(head)) return "torch-tar";
   if (looksLikeSafetensors(head, size)) return "safetensors";
+  if (looksLikeLzma(head)) return "lzma";
   // Protocol 0/1 pickles may start with almost any opcode; the VM decides.
   if (looksLikePickle(head) || opcodeName(head[0] ?? 0) !== null) return "pickle";
   return "unknown";
@@ -264,20 +290,21 @@ async function scanOpen(
         format = scanPickleFile(file, size, readOptions).format;
         break;
       }
-      case "gzip": {
+      case "gzip":
+      case "bz2":
+      case "xz":
+      case "lzma": {
         sampleEntropy = false;
-        const inner = await scanGzip(file, size, progress, options, depth);
-        format = `gzip+${inner.format}`;
+        const inner = await scanWrapper(format, file, size, progress, options, depth);
+        format = `${format}+${inner.format}`;
         inner.findings.forEach(add);
         break;
       }
-      case "bz2":
-      case "xz":
       case "zstd":
         sampleEntropy = false;
         throw new FormatError(
           "UNSUPPORTED",
-          `The file is ${format}-compressed; decompress it and scan the result (only gzip wrappers are opened)`,
+          "The file is zstd-compressed; decompress it and scan the result (gzip, bz2, xz and lzma wrappers are opened)",
         );
       default:
         throw new FormatError("UNSUPPORTED", `Unrecognized format (first bytes ${hexHead(head)})`);
@@ -312,11 +339,10 @@ async function scanOpen(
 function stageOf(format: string): string {
   if (format === "pytorch-zip" || format === "npz") return "zip";
   if (format === "torch-legacy" || format === "torch-tar") return "torch";
-  if (format.startsWith("gzip")) return "gzip";
-  return format === "empty" || format === "unknown" || format === "bz2" || format === "xz" ||
-      format === "zstd"
-    ? "format"
-    : format;
+  for (const wrapper of ["gzip", "bz2", "xz", "lzma"]) {
+    if (format === wrapper || format.startsWith(`${wrapper}+`)) return wrapper;
+  }
+  return format === "empty" || format === "unknown" || format === "zstd" ? "format" : format;
 }
 
 function hexHead(head: Uint8Array): string {
@@ -483,8 +509,22 @@ function locate(yara: YaraRuleSet, rule: string, window: Uint8Array<ArrayBuffer>
   return lo;
 }
 
-/** Inflates a gzip wrapper into `tempDir` and scans the content. */
-async function scanGzip(
+/**
+ * A legacy `.lzma` header (see `parseAloneHeader`) with a dictionary of at least 4 KiB and the
+ * range coder's zero first byte. No valid pickle starts like this (its second byte would be
+ * opcode 0x00), so protocol 0/1 pickles are not mistaken for it.
+ */
+function looksLikeLzma(head: Uint8Array): boolean {
+  const header = parseAloneHeader(head);
+  return header !== null && header.dictSize >= 4096 && head[13] === 0;
+}
+
+/**
+ * Inflates a compression wrapper into `tempDir` and scans the content; the inflated size is
+ * bounded by `maxInflatedBytes`, a wrapper inside a wrapper is not opened.
+ */
+async function scanWrapper(
+  kind: Wrapper,
   file: Deno.FsFile,
   size: number,
   progress: Progress,
@@ -495,66 +535,100 @@ async function scanGzip(
   if (options.tempDir === undefined) {
     throw new FormatError(
       "UNSUPPORTED",
-      "The file is gzip-compressed and no temporary directory was given to inflate it",
+      `The file is ${kind}-compressed and no temporary directory was given to inflate it`,
     );
   }
-  const innerPath = `${options.tempDir}/gunzip-${crypto.randomUUID()}`;
+  const limit = options.maxInflatedBytes ?? MAX_INFLATED;
+  const innerPath = `${options.tempDir}/inflate-${crypto.randomUUID()}`;
   const out = await Deno.open(innerPath, { write: true, createNew: true, read: true, mode: 0o600 });
   try {
     let written = 0;
+    const write = (chunk: Uint8Array): void => {
+      options.signal?.throwIfAborted();
+      progress.check();
+      written += chunk.length;
+      if (written > limit) {
+        throw new FormatError(
+          "LIMIT_EXCEEDED",
+          `The ${kind} wrapper inflates to more than ${limit} bytes (decompression bomb)`,
+        );
+      }
+      let done = 0;
+      while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
+    };
+    const hook = (): void => {
+      options.signal?.throwIfAborted();
+      progress.check();
+    };
     try {
-      file.seekSync(0, Deno.SeekMode.Start);
-      const compressed = new ReadableStream<Uint8Array<ArrayBuffer>>({
-        pull(controller) {
-          const chunk = new Uint8Array(1 << 20);
-          const n = file.readSync(chunk);
-          if (n === null || n === 0) controller.close();
-          else {
-            progress.add(n);
-            controller.enqueue(chunk.subarray(0, n));
-          }
-        },
-      });
-      const reader = compressed.pipeThrough<Uint8Array>(
-        new DecompressionStream("gzip") as unknown as ReadableWritablePair<
-          Uint8Array,
-          Uint8Array<ArrayBuffer>
-        >,
-      ).getReader();
-      for (;;) {
-        options.signal?.throwIfAborted();
-        const { done, value } = await reader.read();
-        if (done) break;
-        written += value.length;
-        if (written > MAX_GUNZIP) {
-          await reader.cancel();
-          throw new FormatError(
-            "LIMIT_EXCEEDED",
-            `The gzip wrapper inflates to more than ${MAX_GUNZIP} bytes`,
-          );
-        }
-        let done2 = 0;
-        while (done2 < value.length) done2 += out.writeSync(value.subarray(done2));
+      if (kind === "gzip") await gunzip(file, progress, write, options.signal);
+      else {
+        const input = new FileInput(file, size, { what: kind, onRead: progress.add });
+        if (kind === "bz2") bunzip2(input, write, { onBlock: hook });
+        else if (kind === "xz") unxz(input, write, { onChunk: hook });
+        else unlzma(input, write, { onChunk: hook });
       }
     } catch (error) {
-      if (error instanceof FormatError || options.signal?.aborted) throw error;
+      if (
+        error instanceof FormatError || error instanceof ScanDeadlineError ||
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied ||
+        options.signal?.aborted
+      ) throw error;
       throw new FormatError(
         "MALFORMED",
-        `The gzip wrapper does not inflate: ${error instanceof Error ? error.message : error}`,
+        `The ${kind} wrapper does not inflate: ${error instanceof Error ? error.message : error}`,
       );
     }
-    void size;
     const inner = await scanOpen(out, written, progress, options, depth + 1);
     // Offsets of the inner findings are in the inflated data.
     return {
       format: inner.format,
       findings: inner.findings.map((f) => ({
         ...f,
-        member: f.member ? `gzip:${f.member}` : "gzip:",
+        member: f.member ? `${kind}:${f.member}` : `${kind}:`,
       })),
     };
   } finally {
     out.close();
     await Deno.remove(innerPath);
+  }
+}
+
+/** Streams a gzip file through the platform's inflater into `write`. */
+async function gunzip(
+  file: Deno.FsFile,
+  progress: Progress,
+  write: (chunk: Uint8Array) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  file.seekSync(0, Deno.SeekMode.Start);
+  const compressed = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    pull(controller) {
+      const chunk = new Uint8Array(1 << 20);
+      const n = file.readSync(chunk);
+      if (n === null || n === 0) controller.close();
+      else {
+        progress.add(n);
+        controller.enqueue(chunk.subarray(0, n));
+      }
+    },
+  });
+  const reader = compressed.pipeThrough<Uint8Array>(
+    new DecompressionStream("gzip") as unknown as ReadableWritablePair<
+      Uint8Array,
+      Uint8Array<ArrayBuffer>
+    >,
+  ).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    try {
+      signal?.throwIfAborted();
+      write(value);
+    } catch (error) {
+      // Over the limit, aborted or past the deadline: stop inflating.
+      await reader.cancel();
+      throw error;
+    }
   }
 }

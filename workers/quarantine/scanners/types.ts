@@ -21,10 +21,10 @@ export interface Finding {
   message: string;
   /**
    * Byte offset in the scanned file; for a finding inside a compressed member or wrapper
-   * (`member` set, e.g. a deflated npz member or `gzip:`), in that member's inflated data.
+   * (`member` set, e.g. a deflated npz member or `xz:`), in that member's inflated data.
    */
   offset?: number;
-  /** Archive member (zip/tar path, `gzip:` for a wrapper) the offset is relative to. */
+  /** Archive member (zip/tar path; `gzip:`, `bz2:`, `xz:`, `lzma:` for a wrapper) of the offset. */
   member?: string;
   /** Resolved callable `module.name` (pickle). */
   callable?: string;
