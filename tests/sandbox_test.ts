@@ -398,6 +398,82 @@ Deno.test("run() passes a file input inside the state dir", async () => {
   assert.deepEqual(result.result, { text: "input text", fromFile: true, args: [] });
 });
 
+const rejectedDirectories: { name: string; path: string }[] = [
+  { name: "a regular file", path: INPUT },
+  { name: "the state dir itself", path: "." },
+  { name: "the job directories", path: "jobs" },
+  { name: "a symlink out of the state dir", path: "in/link-out" },
+];
+
+for (const c of rejectedDirectories) {
+  Deno.test(`run() refuses ${c.name} as a directory input`, async () => {
+    const error = await runner.run(job("echo.ts", { input: { kind: "directory", path: c.path } }))
+      .then(() => null, (error: unknown) => error);
+    assert.ok(error instanceof SandboxError, String(error));
+    assert.equal(error.code, "INPUT_REJECTED");
+  });
+}
+
+Deno.test("a directory input is readable below it, read-only, and a link inside it leads nowhere", async () => {
+  await Deno.mkdir(`${HOME}/dir-input/sub`, { recursive: true });
+  await Deno.writeTextFile(`${HOME}/dir-input/sub/a.txt`, "below the input");
+  await Deno.symlink(SECRET, `${HOME}/dir-input/sub/link-out`);
+  const inside = `${HOME}/dir-input/sub/a.txt`;
+  const link = `${HOME}/dir-input/sub/link-out`;
+  const write = `${HOME}/dir-input/new.txt`;
+  // Wide Deno permissions: Landlock alone holds.
+  const result = await wideRunner.run(job("probe.ts", {
+    input: { kind: "directory", path: "dir-input" },
+    args: [JSON.stringify({ readPaths: [inside, link], writePaths: [write], port: 9 })],
+  }));
+  assertOk(result);
+  const report = result.result as Record<string, string>;
+  for (const how of ["sync", "async", "worker"]) {
+    assert.equal(report[`read ${how} ${inside}`], "ALLOWED", how);
+    assert.match(report[`read ${how} ${link}`] ?? "missing", EACCES, how);
+  }
+  assert.match(report[`write ${write}`] ?? "missing", EACCES);
+  assert.match(report[`mkdir ${write}.d`] ?? "missing", EACCES);
+  assert.equal(await exists(write), false);
+});
+
+Deno.test("run() hands a batch of files to the job, each read-only, and nothing beside them", async () => {
+  await Deno.writeTextFile(`${HOME}/in/batch-a.txt`, "first");
+  await Deno.writeTextFile(`${HOME}/in/batch-b.txt`, "second");
+  const spec = job("read_files.ts", {
+    input: { kind: "files", paths: ["in/batch-a.txt", INPUT, "in/batch-b.txt"] },
+    args: [SIBLING, "--x"],
+  });
+  const result = await runner.run(spec);
+  assertOk(result);
+  assert.deepEqual(result.result, {
+    texts: ["first", "input text", "second"],
+    other: "NotCapable",
+    args: ["--x"],
+  });
+  // With Deno's permissions widened, Landlock still allows only the listed files.
+  const wide = await wideRunner.run(spec);
+  assertOk(wide);
+  assert.equal((wide.result as { other: string }).other, "PermissionDenied");
+});
+
+for (const c of rejectedInputs) {
+  Deno.test(`run() refuses a batch of files that holds ${c.name}`, async () => {
+    const error = await runner.run(
+      job("read_files.ts", { input: { kind: "files", paths: [INPUT, c.path] } }),
+    ).then(() => null, (error: unknown) => error);
+    assert.ok(error instanceof SandboxError, String(error));
+    assert.equal(error.code, "INPUT_REJECTED");
+  });
+}
+
+Deno.test("run() refuses an empty batch of files", async () => {
+  const error = await runner.run(job("read_files.ts", { input: { kind: "files", paths: [] } }))
+    .then(() => null, (error: unknown) => error);
+  assert.ok(error instanceof SandboxError, String(error));
+  assert.equal(error.code, "INVALID_JOB");
+});
+
 Deno.test("run() passes inline input on stdin to a job that imports zod", async () => {
   const result = await runner.run(
     job("echo.ts", { input: { kind: "inline", data: "hello ✓" }, args: ["a", "--b"] }),

@@ -4,7 +4,8 @@
  * nothing heavy (every import costs start-up time on every job).
  *
  * Protocol with the runner (runtime/sandbox): argv is
- * `[JOB_ARGV_TAG, <input file path, or "-" for inline input on stdin>, <out dir>, ...args]`;
+ * `[JOB_ARGV_TAG, <input file path, or "-" for inline input on stdin>, <out dir>, ...args]`,
+ * or for a batch of files `[JOB_ARGV_TAG, FILES_INPUT_ARG, <out dir>, <count>, ...paths, ...args]`;
  * the job writes exactly one JSON object to stdout, `{"ok":true,"result":…}` or
  * `{"ok":false,"error":{"code","message"}}`, and exits 0 or 1.
  * @module
@@ -15,6 +16,8 @@ import { ERROR_CODE_PATTERN } from "./errors.ts";
 export const JOB_ARGV_TAG = "--secai-job";
 /** Second argument when the input comes on stdin. */
 export const INLINE_INPUT_ARG = "-";
+/** Second argument when the input is a batch of files (their count and paths follow). */
+export const FILES_INPUT_ARG = "+files";
 /** Code of an error the job did not give a code to. */
 export const JOB_FAILED = "JOB_FAILED";
 
@@ -25,13 +28,15 @@ const MAX_MESSAGE = 4000;
 export interface JobContext {
   /** Inline input (stdin) as text, or null when the input is a file. */
   input: string | null;
-  /** Absolute path of the input file (read-only to the job), or null for inline input. */
+  /** Absolute path of the input file (read-only to the job), or null for other inputs. */
   inputPath: string | null;
+  /** Absolute paths of a batch of input files (read-only to the job), or null. */
+  inputPaths: string[] | null;
   /** The job's own fresh directory, the only place it may write; deleted after the job. */
   outDir: string;
   /** Arguments from the caller. */
   args: string[];
-  /** The input as bytes, whichever way it came. */
+  /** The input as bytes, whichever way it came (not for a batch of files). */
   readInput(): Promise<Uint8Array>;
 }
 
@@ -89,12 +94,37 @@ async function readContext(argv: readonly string[]): Promise<JobContext> {
     return {
       input: text,
       inputPath: null,
+      inputPaths: null,
       outDir,
       args,
       readInput: () => Promise.resolve(new TextEncoder().encode(text)),
     };
   }
-  return { input: null, inputPath: input, outDir, args, readInput: () => Deno.readFile(input) };
+  if (input === FILES_INPUT_ARG) {
+    const count = Number(args[0]);
+    if (!Number.isSafeInteger(count) || count < 1 || count > args.length - 1) {
+      throw Object.assign(new TypeError("Cannot run job: malformed list of input files"), {
+        code: "INVALID_INVOCATION",
+      });
+    }
+    return {
+      input: null,
+      inputPath: null,
+      inputPaths: args.slice(1, 1 + count),
+      outDir,
+      args: args.slice(1 + count),
+      readInput: () =>
+        Promise.reject(new TypeError("Cannot read input: the input is a batch of files")),
+    };
+  }
+  return {
+    input: null,
+    inputPath: input,
+    inputPaths: null,
+    outDir,
+    args,
+    readInput: () => Deno.readFile(input),
+  };
 }
 
 /** Reads stdin to its end. Plain reads: `Deno.stdin.readable` costs ~6 ms of set-up. */

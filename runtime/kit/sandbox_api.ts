@@ -20,7 +20,13 @@ export const JobLimitsSchema = z.strictObject({
 /** Job limits. */
 export type JobLimits = z.infer<typeof JobLimitsSchema>;
 
-/** Input of a job: a file under the state dir (read-only to the job) or inline bytes. */
+/** Most files one job may be handed as a `files` input. */
+export const MAX_JOB_FILES = 256;
+
+/**
+ * Input of a job: a file under the state dir (read-only to the job), inline bytes, or a
+ * batch of files under the state dir.
+ */
 export const JobInputSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("file"),
@@ -28,9 +34,26 @@ export const JobInputSchema = z.discriminatedUnion("kind", [
     path: z.string().min(1).max(4096),
   }),
   z.strictObject({
+    /**
+     * A directory artifact (spec 13 §4), read-only to the job with everything below it; the
+     * job must not follow links inside it (Landlock stops any that lead outside).
+     */
+    kind: z.literal("directory"),
+    /** Path relative to the state dir; must resolve inside it. */
+    path: z.string().min(1).max(4096),
+  }),
+  z.strictObject({
     kind: z.literal("inline"),
     /** UTF-8 text handed to the job on stdin (≤ 1 MiB). */
     data: z.string().max(1 << 20),
+  }),
+  z.strictObject({
+    kind: z.literal("files"),
+    /**
+     * A batch of files under the state dir, each checked like a `file` input and each
+     * granted to the job read-only (e.g. `secai scan` of many small files in one job).
+     */
+    paths: z.array(z.string().min(1).max(4096)).min(1).max(MAX_JOB_FILES),
   }),
 ]);
 /** Job input. */

@@ -26,13 +26,16 @@ export function isSafePath(path: string): boolean {
 export interface ResolveInputOptions {
   /** Absolute realpath of the state dir. */
   home: string;
+  /** What the input must be; default a regular file. */
+  kind?: "file" | "directory";
 }
 
 /**
  * Resolves an input path given relative to the state dir.
  * Refuses (threats in brackets): absolute paths [naming any file], paths that resolve outside
  * the state dir through `..` or symlinks [escape], paths into job directories [reading
- * another job's output], and anything but a regular file [FIFOs block, devices read forever].
+ * another job's output], and anything but a regular file [FIFOs block, devices read forever]
+ * — or, when a directory is asked for, anything but a directory.
  * @param path the caller's path, relative to the state dir
  * @returns the absolute realpath of the file
  * @throws {SandboxError} `INPUT_REJECTED`
@@ -62,7 +65,13 @@ export async function resolveInputPath(
   }
   if (UNSAFE_PATH.test(real)) throw reject("its real path contains a comma or control character");
   const info = await Deno.stat(real);
-  if (!info.isFile) throw reject("not a regular file");
+  if (options.kind === "directory") {
+    if (!info.isDirectory) throw reject("not a directory");
+    // The state dir itself would hand the job every control's files and the job dirs.
+    if (real === options.home) throw reject("it is the state dir");
+  } else if (!info.isFile) {
+    throw reject("not a regular file");
+  }
   return real;
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import type { LandlockRule } from "../../ffi/landlock.ts";
-import { INLINE_INPUT_ARG, JOB_ARGV_TAG } from "../kit/job.ts";
+import { FILES_INPUT_ARG, INLINE_INPUT_ARG, JOB_ARGV_TAG } from "../kit/job.ts";
 import { BOOT_ENV, type LaunchSpec } from "./_protocol.ts";
 import { JOB_NOFILE, type ResolvedLimits } from "./limits.ts";
 
@@ -51,8 +51,10 @@ export interface SandboxSetup {
 /** One job, its paths already resolved and checked. */
 export interface PlannedJob {
   module: string;
-  /** Realpath of the input file, or null for inline input (stdin). */
+  /** Realpath of the input file, or null for inline input (stdin) or a batch of files. */
   inputPath: string | null;
+  /** Realpaths of a batch of input files (then `inputPath` is null). */
+  inputPaths?: readonly string[];
   outDir: string;
   args: readonly string[];
   limits: ResolvedLimits;
@@ -103,18 +105,39 @@ export interface ServiceGrants {
 }
 
 /**
- * The job's Deno permissions: read its input file, write its output dir; no net, run, env,
- * sys or ffi for the job module (boot's ffi and env grants are revoked before it runs).
+ * The job's Deno permissions: read its input file(s), read and write its own output dir (a
+ * scan job reads back what it inflated there); no net, run, env, sys or ffi for the job
+ * module (boot's ffi and env grants are revoked before it runs).
  */
 export function jobPermissionFlags(
-  job: Pick<PlannedJob, "inputPath" | "outDir">,
+  job: Pick<PlannedJob, "inputPath" | "inputPaths" | "outDir">,
   extraRead: readonly string[] = [],
 ): string[] {
-  const read = [...(job.inputPath === null ? [] : [job.inputPath]), ...extraRead];
+  const read = [...inputFiles(job), job.outDir, ...extraRead];
   return [
-    ...(read.length === 0 ? [] : [`--allow-read=${read.join(",")}`]),
+    `--allow-read=${read.join(",")}`,
     `--allow-write=${job.outDir}`,
   ];
+}
+
+/** The input files a job may read. */
+function inputFiles(job: Pick<PlannedJob, "inputPath" | "inputPaths">): readonly string[] {
+  return job.inputPath === null ? job.inputPaths ?? [] : [job.inputPath];
+}
+
+/** The job's argv after its module: input, out dir, args (see runtime/kit/job.ts). */
+function jobArgv(job: PlannedJob): string[] {
+  if (job.inputPath === null && job.inputPaths !== undefined) {
+    return [
+      JOB_ARGV_TAG,
+      FILES_INPUT_ARG,
+      job.outDir,
+      String(job.inputPaths.length),
+      ...job.inputPaths,
+      ...job.args,
+    ];
+  }
+  return [JOB_ARGV_TAG, job.inputPath ?? INLINE_INPUT_ARG, job.outDir, ...job.args];
 }
 
 /**
@@ -147,10 +170,7 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
     `--preload=${setup.bootPath}`,
     `--v8-flags=--max-old-space-size=${job.limits.heapMb}`,
     job.module,
-    JOB_ARGV_TAG,
-    job.inputPath ?? INLINE_INPUT_ARG,
-    job.outDir,
-    ...job.args,
+    ...jobArgv(job),
   ];
   const rules: LandlockRule[] = [
     // execve needs EXECUTE on the binary; its ELF interpreter and libraries are added by the
@@ -158,7 +178,7 @@ export function planLaunch(job: PlannedJob, setup: SandboxSetup): LaunchSpec {
     { path: setup.deno, access: "rx" },
     ...setup.baseRules,
     ...(setup.libseccompPath ? [{ path: setup.libseccompPath, access: "ro" as const }] : []),
-    ...(job.inputPath === null ? [] : [{ path: job.inputPath, access: "ro" as const }]),
+    ...inputFiles(job).map((path) => ({ path, access: "ro" as const })),
     ...jobLibraries.map((path) => ({ path, access: "ro" as const })),
     ...[...(service?.read ?? []), ...(service?.ffi ?? []), ...(service?.libraryFiles ?? [])].map((
       path,

@@ -240,9 +240,12 @@ export class JobRunner {
       // Resolved once the job holds a slot, right before launch, to keep the window between
       // this check and the launcher opening the paths for Landlock small.
       const module = await resolveModulePath(job.module, { codeRoots: prepared.codeRoots });
-      const inputPath = job.input.kind === "file"
-        ? await resolveInputPath(job.input.path, { home: prepared.home })
+      const inputPath = job.input.kind === "file" || job.input.kind === "directory"
+        ? await resolveInputPath(job.input.path, { home: prepared.home, kind: job.input.kind })
         : null;
+      const inputPaths = job.input.kind === "files"
+        ? await resolveInputPaths(job.input.paths, prepared.home)
+        : undefined;
       const jobDir = `${prepared.jobsDir}/${jobId}`;
       const outDir = `${jobDir}/out`;
       await Deno.mkdir(outDir, { recursive: true, mode: 0o700 });
@@ -251,6 +254,7 @@ export class JobRunner {
         const launch = planLaunch({
           module,
           inputPath,
+          ...(inputPaths === undefined ? {} : { inputPaths }),
           outDir,
           args: job.args,
           limits,
@@ -438,6 +442,16 @@ export class JobRunner {
     }
     return this.#prepared;
   }
+}
+
+/**
+ * Resolves a batch of input paths, each checked as a `file` input, in order.
+ * @throws {SandboxError} `INPUT_REJECTED` naming the first path refused
+ */
+async function resolveInputPaths(paths: readonly string[], home: string): Promise<string[]> {
+  const resolved: string[] = [];
+  for (const path of paths) resolved.push(await resolveInputPath(path, { home }));
+  return resolved;
 }
 
 /** Flags of the launcher's own deno: trusted code, no config, unscoped FFI for execve. */

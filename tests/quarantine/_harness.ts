@@ -18,7 +18,7 @@ export function shippedYara(): ReturnType<typeof loadYara> {
 /** Scans bytes written to a temp file. */
 export async function scanBytes(
   bytes: Uint8Array,
-  options: { yara?: boolean; name?: string } = {},
+  options: { yara?: boolean; name?: string; maxInflatedBytes?: number } = {},
 ): Promise<ScanReport> {
   const dir = await Deno.makeTempDir({ prefix: "secai-scanner-test-" });
   try {
@@ -26,7 +26,13 @@ export async function scanBytes(
     await Deno.writeFile(path, bytes);
     const rules = options.yara === false ? null : shippedYara();
     if (rules !== null && !rules.ok) throw new Error(rules.message);
-    return await scanFile(path, { tempDir: dir, ...(rules?.ok ? { yara: rules.rules } : {}) });
+    return await scanFile(path, {
+      tempDir: dir,
+      ...(rules?.ok ? { yara: rules.rules } : {}),
+      ...(options.maxInflatedBytes === undefined
+        ? {}
+        : { maxInflatedBytes: options.maxInflatedBytes }),
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
