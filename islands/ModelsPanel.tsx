@@ -33,6 +33,8 @@ export interface ModelRow {
   format: string;
   size: number;
   sha256: string;
+  /** Structural fingerprint of the tensor manifest, or null when none was recorded. */
+  fingerprint: string | null;
   promotedAt: string;
   lastVerifiedAt: string | null;
   scan: string;
@@ -141,12 +143,14 @@ export default function ModelsPanel(props: ModelsPanelProps): JSX.Element {
 export function toModelRow(value: unknown): ModelRow {
   const m = value as Record<string, unknown>;
   const scan = m.scan as { verdict?: unknown } | undefined;
+  const tensors = m.tensorManifest as { fingerprint?: unknown } | null | undefined;
   return {
     id: String(m.id),
     name: String(m.name),
     format: String(m.format),
     size: Number(m.size),
     sha256: String(m.sha256),
+    fingerprint: typeof tensors?.fingerprint === "string" ? tensors.fingerprint : null,
     promotedAt: String(m.promotedAt),
     lastVerifiedAt: typeof m.lastVerifiedAt === "string" ? m.lastVerifiedAt : null,
     scan: String(scan?.verdict ?? "?"),
@@ -431,6 +435,12 @@ function ModelItem(
       "td",
       null,
       h("code", { class: "hash", title: model.sha256 }, `${model.sha256.slice(0, 16)}…`),
+      model.fingerprint === null ? null : h("br", null),
+      model.fingerprint === null ? null : h(
+        "code",
+        { class: "hash", title: `Tensor layout fingerprint ${model.fingerprint}` },
+        `layout ${model.fingerprint.slice(0, 8)}…`,
+      ),
     ),
     h("td", null, model.scan),
     h("td", null, model.promotedAt),

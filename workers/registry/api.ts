@@ -84,6 +84,25 @@ export const PromoteRequestSchema = z.strictObject({
 /** A promotion request. */
 export type PromoteRequest = z.infer<typeof PromoteRequestSchema>;
 
+/**
+ * The model's per-tensor manifest and structural fingerprint (spec 13 §6
+ * `gguf_guard_manifest`/`gguf_guard_fingerprint`), made inside the promotion transaction.
+ */
+export const TensorManifestRefSchema = z.strictObject({
+  /** `recorded`; `skipped` (with the reason) when no manifest could be listed for this file. */
+  status: z.enum(["recorded", "skipped"]),
+  /** SHA-256 over format, structure facts and tensor names/types/dims, not the bytes. */
+  fingerprint: Hex64.nullable(),
+  /** The manifest file, relative to the registry dir (`manifests/<sha256>.tensors.json`). */
+  path: z.string().max(200).nullable(),
+  /** SHA-256 of the manifest file, checked before it is believed. */
+  sha256: Hex64.nullable(),
+  tensors: z.number().int().nonnegative().nullable(),
+  reason: z.string().max(1000).nullable(),
+});
+/** A model's tensor manifest reference. */
+export type TensorManifestRef = z.infer<typeof TensorManifestRefSchema>;
+
 /** One promoted (or revoked) model. */
 export const ModelSchema = z.strictObject({
   id: ModelIdSchema,
@@ -107,6 +126,8 @@ export const ModelSchema = z.strictObject({
   lastVerifiedAt: z.string().max(40).nullable(),
   revokedAt: z.string().max(40).nullable(),
   revokedReason: z.string().max(1000).nullable(),
+  /** Null for a model promoted before manifests were kept. */
+  tensorManifest: TensorManifestRefSchema.nullable(),
 });
 /** A registry entry. */
 export type Model = z.infer<typeof ModelSchema>;
@@ -120,6 +141,29 @@ export const PromoteResultSchema = z.discriminatedUnion("status", [
 /** A promotion outcome. */
 export type PromoteResult = z.infer<typeof PromoteResultSchema>;
 
+const TensorNames = z.array(z.string().max(4096)).max(1_000);
+
+/**
+ * What an integrity pass says about a model's tensors. `intact`: the file hash vouches for
+ * every tensor and the stored manifest is unaltered; `changed`: the hash failed and the
+ * stored manifest located the change; `unknown`: the hash failed and it could not be located
+ * (blob missing, manifest altered…); `skipped`: no manifest; `manifest_altered`: the model is
+ * intact but its stored manifest is missing or edited.
+ */
+export const TensorCheckSchema = z.strictObject({
+  status: z.enum(["intact", "changed", "unknown", "skipped", "manifest_altered"]),
+  /** Tensors whose bytes differ (at most 1000 names; `changedCount` is exact). */
+  changed: TensorNames,
+  changedCount: z.number().int().nonnegative(),
+  /** Header (metadata, tensor infos) differs. */
+  headerChanged: z.boolean(),
+  /** Bytes in no tensor (padding, gaps, trailing data) or the size differ. */
+  otherBytesChanged: z.boolean(),
+  reason: z.string().max(1000).nullable(),
+});
+/** A tensor check. */
+export type TensorCheck = z.infer<typeof TensorCheckSchema>;
+
 /** Result of re-hashing one model. */
 export const VerifyResultSchema = z.strictObject({
   id: ModelIdSchema,
@@ -132,7 +176,33 @@ export const VerifyResultSchema = z.strictObject({
   }),
   verifiedAt: z.string().max(40),
   error: z.string().max(1000).nullable(),
+  tensors: TensorCheckSchema,
 });
+
+/**
+ * Result of the tensor-level manifest check (spec 13 §6 `verify-manifest`): the blob is
+ * re-hashed, then its manifest is derived again in the sandbox and compared tensor by tensor
+ * with the stored one. `verified`: identical; `mismatch`: it differs although the file hash
+ * holds (or the stored manifest was altered), the lists say where; `tampered`: the file hash
+ * failed and the model was revoked; `skipped`: no manifest was recorded (the reason says why).
+ */
+export const ManifestCheckSchema = z.strictObject({
+  id: ModelIdSchema,
+  status: z.enum(["verified", "mismatch", "tampered", "skipped"]),
+  fingerprint: z.strictObject({ expected: Hex64.nullable(), actual: Hex64.nullable() }),
+  /** Tensors compared. */
+  tensors: z.number().int().nonnegative(),
+  changed: TensorNames,
+  layoutChanged: TensorNames,
+  added: TensorNames,
+  removed: TensorNames,
+  headerChanged: z.boolean(),
+  otherBytesChanged: z.boolean(),
+  checkedAt: z.string().max(40),
+  reason: z.string().max(1000).nullable(),
+});
+/** A manifest check. */
+export type ManifestCheck = z.infer<typeof ManifestCheckSchema>;
 
 /** Promotion capability (quarantine). */
 export const registryPromoteApi = defineApi("registry-promote", {
@@ -153,6 +223,11 @@ export const registryApi = defineApi("registry", {
   },
   /** Re-hashes one model now (a mismatch revokes it as tampered). */
   verify: { input: z.strictObject({ id: ModelIdSchema }), output: VerifyResultSchema },
+  /**
+   * Derives the model's tensor manifest again (sandboxed job) and compares it with the one
+   * recorded at promotion (a hash mismatch revokes it as tampered, as `verify` does).
+   */
+  verifyManifest: { input: z.strictObject({ id: ModelIdSchema }), output: ManifestCheckSchema },
   /** The manifest of active models, signed with the registry's Ed25519 key. */
   exportManifest: {
     input: z.strictObject({}),

@@ -14,7 +14,11 @@ export type RegistryErrorCode =
   | "POLICY_UNAVAILABLE"
   | "AUDIT_UNAVAILABLE"
   | "STORE_CORRUPT"
-  | "KEY_INVALID";
+  | "KEY_INVALID"
+  /** The tensor manifest could not be made (sandboxed job failed or returned nonsense). */
+  | "MANIFEST_FAILED"
+  /** A stored tensor manifest is missing, edited or malformed. */
+  | "MANIFEST_ALTERED";
 
 /** A refused registry request. */
 export class RegistryError extends Error {

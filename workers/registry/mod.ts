@@ -5,7 +5,8 @@
  * re-verifies every model on a timer and keeps a signed manifest in `registry/manifest.json`.
  *
  * Permissions: read/write `registry/` and `promotion-staging/` under the state dir; no
- * network; ports: policy, audit-append.
+ * network; ports: policy, audit-append, and sandbox for its one job (`tensor_manifest`: the
+ * per-tensor manifest of a model file is parsed in the sandbox, never here).
  * @example
  * ```ts
  * // Spawned by the supervisor from the manifest, never imported:
@@ -14,6 +15,7 @@
  * @module
  */
 import { RpcError } from "../../runtime/kit/errors.ts";
+import { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
@@ -27,6 +29,7 @@ import {
 import { MODELS_DIR, Registry, STAGING_DIR, TAMPERED_DIR } from "./registry.ts";
 import { loadOrCreateKey } from "./signing.ts";
 import { ModelStore } from "./store.ts";
+import { MANIFESTS_DIR } from "./tensor_manifest.ts";
 
 runControl(async (ctx) => {
   const parsed = RegistryConfigSchema.safeParse(ctx.config);
@@ -37,7 +40,15 @@ runControl(async (ctx) => {
     );
   }
   const config = parsed.data;
-  for (const dir of ["registry", "registry/keys", MODELS_DIR, TAMPERED_DIR, STAGING_DIR]) {
+  const dirs = [
+    "registry",
+    "registry/keys",
+    `registry/${MANIFESTS_DIR}`,
+    MODELS_DIR,
+    TAMPERED_DIR,
+    STAGING_DIR,
+  ];
+  for (const dir of dirs) {
     await Deno.mkdir(`${ctx.home}/${dir}`, { recursive: true, mode: 0o700 });
   }
   // A promotion interrupted between taking the staged file and recording it leaves an
@@ -45,6 +56,12 @@ runControl(async (ctx) => {
   for await (const entry of Deno.readDir(`${ctx.home}/${MODELS_DIR}`)) {
     if (entry.name.startsWith(".incoming-")) {
       await Deno.remove(`${ctx.home}/${MODELS_DIR}/${entry.name}`);
+    }
+  }
+  // Likewise the temp file of a manifest write cut short (writeFileAtomic's `.tmp-` name).
+  for await (const entry of Deno.readDir(`${ctx.home}/registry/${MANIFESTS_DIR}`)) {
+    if (entry.name.includes(".tmp-")) {
+      await Deno.remove(`${ctx.home}/registry/${MANIFESTS_DIR}/${entry.name}`);
     }
   }
   const store = ModelStore.open(`${ctx.home}/registry/registry.db`);
@@ -55,6 +72,7 @@ runControl(async (ctx) => {
     key,
     policy: () => ctx.client(policyApi),
     audit: () => ctx.client(auditAppendApi),
+    sandbox: () => ctx.client(sandboxApi),
     emit: ctx.emit,
   });
   await registry.publish();
@@ -82,13 +100,16 @@ runControl(async (ctx) => {
   return {
     serves: [
       serve(registryPromoteApi, {
-        promote: (input, call) => registry.promote(input, call.caller),
+        promote: (input, call) =>
+          registry.promote(input, call.caller, { signal: call.signal, deadline: call.deadline }),
       }),
       serve(registryApi, {
         list: (input) => ({ models: registry.list(input.includeRevoked) }),
         get: (input) => registry.get(input.id),
         revoke: (input, call) => registry.revoke(input.id, input.reason, call.caller),
         verify: (input, call) => registry.verify(input.id, { signal: call.signal }),
+        verifyManifest: (input, call) =>
+          registry.verifyManifest(input.id, { signal: call.signal, deadline: call.deadline }),
         exportManifest: () => registry.exportManifest(),
       }),
       serve(registryResolveApi, {

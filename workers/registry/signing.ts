@@ -98,6 +98,14 @@ export async function signManifest(
       decision: { rule: m.decision.rule, policyVersion: m.decision.policy_version },
       promotedAt: m.promotedAt,
       promotedBy: m.promotedBy,
+      // The structural fingerprint and the manifest file's digest (spec 13 §6), so a copy of
+      // the manifest can be checked against this signature.
+      tensorManifest: m.tensorManifest === null ? null : {
+        status: m.tensorManifest.status,
+        fingerprint: m.tensorManifest.fingerprint,
+        sha256: m.tensorManifest.sha256,
+        tensors: m.tensorManifest.tensors,
+      },
     })),
   });
   const signature = new Uint8Array(

@@ -2,6 +2,10 @@
  * The registry's manifest: SQLite (node:sqlite, WAL, synchronous FULL) in
  * `<home>/registry/registry.db`, one row per promoted model. A revoked model keeps its row
  * (with the reason), so its content can never be promoted again: revocation is by content.
+ *
+ * Schema 2 adds the tensor manifest columns (spec 13 §6 `gguf_guard_fingerprint`,
+ * `gguf_guard_manifest`); a schema-1 database is migrated in place at open by adding the
+ * columns it lacks, its rows keeping a null manifest (promoted before manifests were kept).
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
@@ -17,10 +21,22 @@ import {
   ProvenanceSchema,
   ScanSummarySchema,
   SmokeTestSchema,
+  type TensorManifestRef,
 } from "./api.ts";
 import { RegistryError } from "./errors.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+/** Columns added by schema 2, added to an older database when missing. */
+const TENSOR_COLUMNS: readonly [string, string][] = [
+  ["gguf_guard_fingerprint", "TEXT"],
+  /** Relative to the registry dir. */
+  ["gguf_guard_manifest", "TEXT"],
+  ["gguf_guard_manifest_sha256", "TEXT"],
+  ["gguf_guard_tensors", "INTEGER"],
+  /** Set when no manifest could be listed (then the other four are null). */
+  ["gguf_guard_skipped_reason", "TEXT"],
+];
 
 /** A stored model and where its blob lies (relative to the state dir). */
 export interface StoredModel extends Model {
@@ -48,6 +64,11 @@ const RowSchema = z.object({
   revoked_at: z.string().nullable(),
   revoked_reason: z.string().nullable(),
   blob: z.string(),
+  gguf_guard_fingerprint: z.string().nullable(),
+  gguf_guard_manifest: z.string().nullable(),
+  gguf_guard_manifest_sha256: z.string().nullable(),
+  gguf_guard_tensors: z.number().nullable(),
+  gguf_guard_skipped_reason: z.string().nullable(),
 });
 
 const DecisionRecordSchema = PromotionDecisionSchema.extend({
@@ -81,7 +102,14 @@ export class ModelStore {
       }
       const version = (db.prepare("PRAGMA user_version").get() as { user_version: number })
         .user_version;
-      if (version === 0) {
+      if (version > SCHEMA_VERSION) {
+        throw new RegistryError(
+          "STORE_CORRUPT",
+          `Registry database "${path}" has schema version ${version}, newer than ${SCHEMA_VERSION}`,
+        );
+      }
+      db.exec("BEGIN IMMEDIATE");
+      try {
         db.exec(`
           CREATE TABLE IF NOT EXISTS models (
             id TEXT PRIMARY KEY,
@@ -105,13 +133,19 @@ export class ModelStore {
             revoked_reason TEXT,
             blob TEXT NOT NULL
           );
-          PRAGMA user_version = ${SCHEMA_VERSION};
         `);
-      } else if (version !== SCHEMA_VERSION) {
-        throw new RegistryError(
-          "STORE_CORRUPT",
-          `Registry database "${path}" has schema version ${version}, expected ${SCHEMA_VERSION}`,
+        // Schema 1 → 2 (and a fresh database): add the tensor manifest columns it lacks.
+        const present = new Set(
+          db.prepare("PRAGMA table_info(models)").all().map((c) => String(c.name)),
         );
+        for (const [column, type] of TENSOR_COLUMNS) {
+          if (!present.has(column)) db.exec(`ALTER TABLE models ADD COLUMN ${column} ${type}`);
+        }
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+        db.exec("COMMIT");
+      } catch (error) {
+        db.exec("ROLLBACK");
+        throw error;
       }
     } catch (error) {
       db.close();
@@ -130,8 +164,10 @@ export class ModelStore {
     this.#db.prepare(
       `INSERT INTO models (id, name, filename, format, size, sha256, fsverity, source,
          provenance_json, signature_json, scan_json, smoke_json, decision_json, job_id,
-         promoted_at, promoted_by, last_verified_at, revoked_at, revoked_reason, blob)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         promoted_at, promoted_by, last_verified_at, revoked_at, revoked_reason, blob,
+         gguf_guard_fingerprint, gguf_guard_manifest, gguf_guard_manifest_sha256,
+         gguf_guard_tensors, gguf_guard_skipped_reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       model.id,
       model.name,
@@ -153,6 +189,11 @@ export class ModelStore {
       model.revokedAt,
       model.revokedReason,
       model.blob,
+      model.tensorManifest?.fingerprint ?? null,
+      model.tensorManifest?.path ?? null,
+      model.tensorManifest?.sha256 ?? null,
+      model.tensorManifest?.tensors ?? null,
+      model.tensorManifest?.status === "skipped" ? model.tensorManifest.reason : null,
     );
   }
 
@@ -239,6 +280,7 @@ function readRow(row: unknown): StoredModel {
       lastVerifiedAt: r.last_verified_at,
       revokedAt: r.revoked_at,
       revokedReason: r.revoked_reason,
+      tensorManifest: tensorManifestOf(r),
     });
     return { ...model, blob: r.blob };
   } catch (error) {
@@ -246,6 +288,30 @@ function readRow(row: unknown): StoredModel {
       cause: error,
     });
   }
+}
+
+function tensorManifestOf(r: z.infer<typeof RowSchema>): TensorManifestRef | null {
+  if (r.gguf_guard_fingerprint !== null) {
+    return {
+      status: "recorded",
+      fingerprint: r.gguf_guard_fingerprint,
+      path: r.gguf_guard_manifest,
+      sha256: r.gguf_guard_manifest_sha256,
+      tensors: r.gguf_guard_tensors,
+      reason: null,
+    };
+  }
+  if (r.gguf_guard_skipped_reason !== null) {
+    return {
+      status: "skipped",
+      fingerprint: null,
+      path: null,
+      sha256: null,
+      tensors: null,
+      reason: r.gguf_guard_skipped_reason,
+    };
+  }
+  return null;
 }
 
 /** The public record of a stored model (without the blob path). */

@@ -122,6 +122,8 @@ export interface GgufScan {
   templates: ChatTemplate[];
   /** Scalar metadata (numbers, bools and short strings) for the report. */
   metadata: Map<string, string | number | boolean>;
+  /** Element count of each array value (e.g. the vocabulary size of `tokenizer.ggml.tokens`). */
+  arrayLengths: Map<string, number>;
   dataOffset: number;
   findings: Finding[];
 }
@@ -202,6 +204,7 @@ export function scanGguf(
   const keys = new Set<string>();
   const templates: ChatTemplate[] = options.templates ?? [];
   const metadata = new Map<string, string | number | boolean>();
+  const arrayLengths = new Map<string, number>();
   let alignment = DEFAULT_ALIGNMENT;
 
   const checkString = (key: string, text: string, at: number) => {
@@ -269,6 +272,7 @@ export function scanGguf(
       if (elementType === 9) {
         throw invalid(`nested array "${key}" at offset ${typeAt}`, typeAt, "UNSUPPORTED");
       }
+      arrayLengths.set(key, count);
       if (elementType === 8) {
         if (count > GGUF_LIMITS.maxStringArray) {
           throw invalid(
@@ -468,5 +472,5 @@ export function scanGguf(
       message: "GGUF file has no tensors",
     });
   }
-  return { version, alignment, tensors, templates, metadata, dataOffset, findings };
+  return { version, alignment, tensors, templates, metadata, arrayLengths, dataOffset, findings };
 }
