@@ -239,6 +239,10 @@ export const ModelPromotionInputSchema = z.strictObject({
   scan_verdict: z.enum(["clean", "threat", "invalid"]).optional(),
   /** Whether the behavioural smoke test (stage 6) passed, failed or was skipped. */
   smoke_status: z.enum(["passed", "failed", "skipped"]).optional(),
+  /** Where the model came from (stage 1): a local import, or a remote origin. */
+  source_kind: z.enum(["local", "remote"]).optional(),
+  /** Whether its hash matched a pin of the lock (stage 3). */
+  pinned: z.boolean().optional(),
 });
 
 /** Input schema of each domain. */

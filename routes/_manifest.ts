@@ -50,6 +50,7 @@ import * as modelsManifest from "./api/v1/models/manifest.ts";
 import * as modelsModel from "./api/v1/models/[id]/index.ts";
 import * as modelsRevoke from "./api/v1/models/[id]/revoke.ts";
 import * as modelsVerify from "./api/v1/models/[id]/verify.ts";
+import * as modelsVerifyManifest from "./api/v1/models/[id]/verify-manifest.ts";
 import * as openaiChat from "./v1/chat/completions.ts";
 import * as openaiCompletions from "./v1/completions.ts";
 import * as openaiModels from "./v1/models.ts";
@@ -103,6 +104,7 @@ export const manifest: RouteManifest = {
     route("/api/v1/models/:id", modelsModel),
     route("/api/v1/models/:id/revoke", modelsRevoke),
     route("/api/v1/models/:id/verify", modelsVerify),
+    route("/api/v1/models/:id/verify-manifest", modelsVerifyManifest),
     // OpenAI-compatible inference API: per-client bearer tokens, checked by the inference
     // control (config.auth "client-token").
     route("/v1/chat/completions", openaiChat),

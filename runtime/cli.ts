@@ -36,9 +36,9 @@ Commands:
   start    Start the runtime (supervisor, controls, gateway) in the foreground
   status   Show the state of a running instance
   controls Show the evidence matrix: each control, its status and the tests proving it
-  scan     Scan model files with the static scanners in the sandbox (FILE... [--json])
+  scan     Scan model files or diffusion directories in the sandbox (FILE|DIR... [--json])
   convert  Convert a PyTorch checkpoint to safetensors without running its pickle (IN OUT)
-  import   Run a model file through the quarantine into the registry (secai import FILE)
+  import   Run a model file through the quarantine into the registry (secai import FILE|DIR)
   models   List the trusted registry; secai models revoke ID --reason TEXT
   policy   Evaluate, test, explain and what-if the policy (secai policy help)
   audit    Verify the audit log offline; heads, proofs, export (secai audit help)

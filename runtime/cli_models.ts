@@ -1,7 +1,8 @@
 /**
  * `secai import` and `secai models`: models through the quarantine into the registry.
  *
- * - `import FILE [--detach] [--json] [--home DIR]` runs the whole pipeline on a local file.
+ * - `import FILE|DIR [--detach] [--json] [--home DIR]` runs the whole pipeline on a local
+ *   file, or on a diffusion model directory (`cli_import_dir.ts`; scanned, never promoted).
  *   With SecAI Runtime running on the state dir, the file is dropped into the quarantine's
  *   inbox (`quarantine/incoming/`, the importer's path of spec 13 §2) with a ticket sidecar,
  *   and the job is followed over HTTP with the read-only CLI token. Without a running
@@ -24,6 +25,13 @@
 import { parseArgs, UsageError } from "./cli_args.ts";
 import { acquireInstanceLock } from "./instance_lock.ts";
 import { convertCommand } from "./cli_convert.ts";
+import {
+  copyDirectory,
+  DirectoryImportError,
+  type DirectoryPlan,
+  planDirectoryImport,
+  uploadDirectory,
+} from "./cli_import_dir.ts";
 import { prepareHome, resolveHome } from "./home.ts";
 import { loadConfig } from "./config.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -58,7 +66,7 @@ const CLAIM_TIMEOUT_MS = 60_000;
 const POLL_MS = 250;
 
 const USAGE = `Usage:
-  secai import FILE [--detach] [--json] [--home DIR]
+  secai import FILE|DIR [--detach] [--json] [--home DIR]
   secai convert IN.pt OUT.safetensors [--json] [--home DIR] [--no-import]
   secai models [--all] [--json] [--home DIR]
   secai models revoke ID --reason TEXT [--json] [--home DIR]`;
@@ -106,9 +114,19 @@ async function importModel(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  if (!info.isFile) {
-    printError(`secai: cannot import "${target}": not a regular file`);
+  if (!info.isFile && !info.isDirectory) {
+    printError(`secai: cannot import "${target}": not a regular file or directory`);
     return 1;
+  }
+  let plan: DirectoryPlan | null = null;
+  if (info.isDirectory) {
+    try {
+      plan = await planDirectoryImport(await Deno.realPath(path));
+    } catch (error) {
+      if (!(error instanceof DirectoryImportError)) throw error;
+      printError(`secai: cannot import "${target}": ${error.message}`);
+      return 1;
+    }
   }
   const name = path.slice(path.lastIndexOf("/") + 1);
   if (!ArtifactNameSchema.safeParse(name).success) {
@@ -123,6 +141,7 @@ async function importModel(argv: string[]): Promise<number> {
     return await importIntoRunning(running, {
       home,
       path,
+      plan,
       name,
       isJson,
       detach: flags.detach === true,
@@ -130,7 +149,9 @@ async function importModel(argv: string[]): Promise<number> {
   }
   return await withLocalControls(home, IMPORT_CONTROLS, async (supervisor) => {
     const quarantine = supervisor.client(quarantineApi);
-    const id = await uploadFile(quarantine, path, name, info.size);
+    const id = plan === null
+      ? await uploadFile(quarantine, path, name, info.size)
+      : await uploadDirectory(quarantine, plan, name);
     progressLine(isJson, `Submitted "${name}" as quarantine job ${id}`);
     if (flags.detach === true) {
       printError("secai: --detach needs a running instance; following the job instead");
@@ -224,7 +245,7 @@ async function models(argv: string[]): Promise<number> {
             m.revokedAt ? `  REVOKED: ${m.revokedReason}` : ""
           }\n    sha256 ${m.sha256}  fs-verity ${m.fsverity}  ${m.provenance.status}${
             m.provenance.signer ? ` (${m.provenance.signer})` : ""
-          }  promoted ${m.promotedAt}`,
+          }  promoted ${m.promotedAt}\n    ${tensorLine(m.tensorManifest)}`,
         );
       }
     }
@@ -255,6 +276,13 @@ async function models(argv: string[]): Promise<number> {
       }
     });
   }
+}
+
+/** The tensor manifest line of `secai models`: fingerprint and tensor count, or why none. */
+function tensorLine(ref: Model["tensorManifest"]): string {
+  if (ref === null) return "tensors: no manifest (promoted before manifests were kept)";
+  if (ref.status === "skipped") return `tensors: no manifest (${ref.reason ?? "skipped"})`;
+  return `tensors ${ref.tensors ?? "?"}  fingerprint ${ref.fingerprint ?? "?"}`;
 }
 
 /** Runs a command; the in-process controls failing to start is exit 1 with the reason. */
@@ -327,7 +355,14 @@ class CliHttpError extends Error {
 
 async function importIntoRunning(
   running: Running,
-  o: { home: string; path: string; name: string; isJson: boolean; detach: boolean },
+  o: {
+    home: string;
+    path: string;
+    plan: DirectoryPlan | null;
+    name: string;
+    isJson: boolean;
+    detach: boolean;
+  },
 ): Promise<number> {
   const inbox = `${o.home}/quarantine/incoming`;
   try {
@@ -340,7 +375,8 @@ async function importIntoRunning(
   const ticket = randomHex(12);
   const partial = `${inbox}/.cli-${ticket}.partial`;
   // Hidden while copying (dot-files are never artifacts); the ticket marks it complete.
-  await Deno.copyFile(o.path, partial);
+  if (o.plan === null) await Deno.copyFile(o.path, partial);
+  else await copyDirectory(o.plan, partial);
   await writeFileAtomic(`${inbox}/.${o.name}.ticket`, ticket);
   await Deno.rename(partial, `${inbox}/${o.name}`);
   progressLine(o.isJson, `Dropped "${o.name}" into the quarantine inbox (ticket ${ticket})`);

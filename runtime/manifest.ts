@@ -236,6 +236,9 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
     },
     provides: ["registry", "registry-promote", "registry-resolve"],
     uses: ["policy", "audit-append"],
+    // The per-tensor manifest made in the promotion transaction (spec 13 §6): the job sits
+    // beside the strict GGUF/safetensors readers it reuses, in the quarantine's jobs/.
+    jobs: { tensor_manifest: "workers/quarantine/jobs/tensor_manifest.ts" },
   },
   {
     name: "quarantine",
@@ -249,10 +252,13 @@ export const DEFAULT_CONTROLS: ControlSpecInput[] = [
       env: ["LOG_TOKENS", "LOG_STREAM"],
     },
     provides: ["quarantine"],
-    uses: ["registry-promote", "audit-append"],
+    // policy: the promotion decision of a directory artifact, which the registry does not take.
+    uses: ["registry-promote", "policy", "audit-append"],
     jobs: {
       format_gate: "workers/quarantine/jobs/format_gate.ts",
       static_scan: "workers/quarantine/jobs/static_scan.ts",
+      // Stages 2 and 7 of directory artifacts (diffusion models, spec 13 §4).
+      diffusion_checks: "workers/quarantine/jobs/diffusion_checks.ts",
     },
     jobLibraries: { static_scan: ["libyara.so.9"] },
     // Stage 6 runs the candidate, still in quarantine, in the sandboxed inference engine.

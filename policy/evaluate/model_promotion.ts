@@ -1,7 +1,10 @@
 /**
  * `model_promotion` (spec 12 §2.2, spec 13): a model leaves quarantine only in an allowed
  * format (the deny list wins; the allow list is never empty, so there is no "anything goes")
- * and, when the smoke test ran, within its score and critical-finding limits.
+ * and, when the smoke test ran, within its score and critical-finding limits. A diffusion
+ * directory (format `diffusion-directory`, spec 13 §4) is promoted only when
+ * `models.allow_diffusion_directories` is on and it came from a remote source with a pin:
+ * a local, trust-on-first-use directory never is (an absent origin or pin counts as local).
  * @module
  */
 import type { z } from "zod";
@@ -18,6 +21,19 @@ export function evaluateModelPromotion(
   const trail = new Trail({ model: input.model, format });
   if (policy.models.deny.has(format)) {
     return trail.deny("models.deny_formats", [`Format "${format}" is denied`]);
+  }
+  if (format === "diffusion-directory") {
+    if (!policy.policy.models.allow_diffusion_directories) {
+      return trail.deny("models.allow_diffusion_directories", [
+        "Diffusion directories are not allowed (models.allow_diffusion_directories is false)",
+      ]);
+    }
+    if (input.source_kind !== "remote" || input.pinned !== true) {
+      return trail.deny("models.diffusion_directory_pin", [
+        "A local diffusion directory is never promoted: only one from a remote source with a pin in diffusion-models.lock.yaml may be (spec 13 §4)",
+      ]);
+    }
+    trail.checks.push("models.diffusion_directory_pin");
   }
   if (!policy.models.allowed.has(format)) {
     return trail.deny("models.allowed_formats_miss", [

@@ -28,6 +28,34 @@ export const ModelFormatSchema = z.enum(["gguf", "safetensors"]);
 /** An admitted model format. */
 export type ModelFormat = z.infer<typeof ModelFormatSchema>;
 
+/**
+ * What a job's artifact is: a single model file, or a diffusion model directory in the
+ * diffusers layout (spec 13 §4), which is scanned but, as a local import, never promoted.
+ */
+export const ArtifactFormatSchema = z.enum(["gguf", "safetensors", "diffusion-directory"]);
+/** A job's artifact format. */
+export type ArtifactFormat = z.infer<typeof ArtifactFormatSchema>;
+
+/** Most files of a directory upload (spec 13 §4: ≤ 20 000 files). */
+export const MAX_DIRECTORY_FILES = 20_000;
+/** Deepest path of a directory upload (spec 13 §4: depth ≤ 32). */
+export const MAX_DIRECTORY_DEPTH = 32;
+
+const ENTRY_SEGMENT = /^[A-Za-z0-9_+()\[\]-][A-Za-z0-9._+()\[\]-]{0,254}$/;
+
+/**
+ * A file's path inside a directory upload: bare names (as {@link ArtifactNameSchema})
+ * joined by `/`, at most {@link MAX_DIRECTORY_DEPTH} of them and 4096 bytes — never absolute,
+ * never `.`/`..`, never hidden.
+ */
+export const EntryPathSchema = z.string().min(1).max(4096).refine(
+  (path) => {
+    const segments = path.split("/");
+    return segments.length <= MAX_DIRECTORY_DEPTH && segments.every((s) => ENTRY_SEGMENT.test(s));
+  },
+  "expected a relative path of bare names of letters, digits and . _ + - ( ) [ ] joined by /",
+);
+
 /** Finding severities, lowest first (the scanners' `Severity`). */
 export const SeveritySchema = z.enum(["info", "low", "medium", "high", "critical"]);
 
@@ -75,6 +103,22 @@ export const StageRecordSchema = z.strictObject({
 /** A stage record. */
 export type StageRecord = z.infer<typeof StageRecordSchema>;
 
+/**
+ * What the sandboxed `diffusion_checks` job reports on a directory artifact (stage 2 `gate`,
+ * stage 7 `deep`; `DirectoryReport` of `scanners/diffusion.ts`), validated by its callers.
+ */
+export const DirectoryReportSchema = z.strictObject({
+  findings: z.array(FindingSchema).max(10_000),
+  files: z.number().int().nonnegative(),
+  directories: z.number().int().nonnegative(),
+  totalBytes: z.number().int().nonnegative(),
+  safetensors: z.number().int().nonnegative(),
+  components: z.array(z.string().max(128)).max(1000),
+  className: z.string().max(128).nullable(),
+});
+/** A directory report. */
+export type DirectoryReport = z.infer<typeof DirectoryReportSchema>;
+
 /** Lifecycle of a job. Terminal: promoted, rejected, cancelled. */
 export const JobStateSchema = z.enum([
   "queued",
@@ -112,7 +156,7 @@ export const JobSummarySchema = z.strictObject({
   state: JobStateSchema,
   /** Stage running now, or the one that decided the outcome. */
   stage: StageNameSchema.nullable(),
-  format: ModelFormatSchema.nullable(),
+  format: ArtifactFormatSchema.nullable(),
   size: z.number().int().nonnegative(),
   /** Bytes of the current stage's pass over the artifact. */
   bytesDone: z.number().int().nonnegative(),
@@ -184,17 +228,35 @@ const UploadIdSchema = z.string().regex(/^u[0-9a-f]{24}$/);
 
 /** The quarantine contract (gateway, CLI). */
 export const quarantineApi = defineApi("quarantine", {
-  /** Opens an upload into the inbox; bytes follow with `uploadChunk`. */
+  /**
+   * Opens an upload into the inbox; bytes follow with `uploadChunk`. A `directory` upload
+   * (a diffusion model folder, spec 13 §4) names the directory; each of its files is opened
+   * with `uploadEntry`, then its bytes follow.
+   */
   uploadBegin: {
     input: z.strictObject({
       filename: ArtifactNameSchema,
       /** Declared size, if known: checked against the limit now and the bytes at the end. */
       size: z.number().int().nonnegative().optional(),
       signature: ArtifactSignatureSchema.optional(),
+      kind: z.enum(["file", "directory"]).optional(),
     }),
     output: z.strictObject({ uploadId: UploadIdSchema, maxBytes: z.number().int().positive() }),
   },
-  /** Appends bytes at `offset` (must equal the bytes received so far). */
+  /**
+   * Starts the next file of a directory upload (the previous one is complete); its bytes
+   * follow with `uploadChunk`, offsets counted from the start of this file.
+   */
+  uploadEntry: {
+    input: z.strictObject({
+      uploadId: UploadIdSchema,
+      path: EntryPathSchema,
+      /** Declared size, if known: checked at the next entry or at the end. */
+      size: z.number().int().nonnegative().optional(),
+    }),
+    output: z.strictObject({ entries: z.number().int().positive() }),
+  },
+  /** Appends bytes at `offset` (must equal the bytes received so far of the file). */
   uploadChunk: {
     input: z.strictObject({
       uploadId: UploadIdSchema,

@@ -12,6 +12,7 @@ export type QuarantineErrorCode =
   | "UPLOAD_TOO_LARGE"
   | "UPLOAD_OUT_OF_ORDER"
   | "UPLOAD_SIZE_MISMATCH"
+  | "UPLOAD_INVALID_ENTRY"
   | "TOO_MANY_UPLOADS"
   | "STORE_CORRUPT";
 
@@ -54,6 +55,8 @@ export type FailureClass =
   | "SCAN_THREAT"
   | "SCAN_INVALID"
   | "FORMAT_MISMATCH"
+  | "INVALID_DIRECTORY"
+  | "DIFFUSION_CHECK_FAILED"
   | "STAGE_ERROR"
   | "PROMOTION_DENIED";
 

@@ -10,13 +10,20 @@
  * - **Claim**: the artifact is renamed into the job's private `quarantine/processing/<id>/`
  *   directory; a file with other hard links is copied instead, so nobody outside keeps a way
  *   to change the bytes being scanned.
+ * - **Directories** (diffusion models, spec 13 §4) come the same ways: an upload of kind
+ *   `directory` writes each file under a hidden `.upload-*` directory; an inbox item may be a
+ *   directory. A claimed directory is renamed as a whole; each of its files with other hard
+ *   links is copied, and every file made read-only. Links and special files inside are left
+ *   as they are (never followed) for the directory checks to refuse by name.
  * @module
  */
 import { writeFileAtomic } from "../../runtime/kit/fs.ts";
+import { TREE_LIMITS, treeIdentityOf, walkTree } from "../../runtime/kit/tree.ts";
 import {
   ArtifactNameSchema,
   type ArtifactSignature,
   ArtifactSignatureSchema,
+  MAX_DIRECTORY_FILES,
   type ModelFormat,
   TicketSchema,
 } from "./api.ts";
@@ -41,11 +48,16 @@ interface Upload {
   filename: string;
   declared: number | undefined;
   signature: ArtifactSignature | null;
-  file: Deno.FsFile;
+  /** The file being written, or null (a directory upload between or before its entries). */
+  file: Deno.FsFile | null;
+  /** The upload's file, or its directory. */
   path: string;
+  /** Bytes received of the current file. */
   received: number;
   lastActive: number;
   busy: boolean;
+  /** Set for a directory upload: its entries so far and their total bytes. */
+  directory: { entries: Set<string>; total: number; current: string | null } | null;
 }
 
 /** A finished upload, ready to be claimed. */
@@ -54,6 +66,7 @@ export interface FinishedUpload {
   filename: string;
   size: number;
   signature: ArtifactSignature | null;
+  isDirectory: boolean;
 }
 
 /** Upload sessions of one control. */
@@ -79,6 +92,7 @@ export class Uploads {
     filename: string;
     size?: number | undefined;
     signature?: ArtifactSignature | undefined;
+    kind?: "file" | "directory" | undefined;
   }): Promise<{ uploadId: string; maxBytes: number }> {
     this.sweep();
     if (input.size !== undefined && input.size > this.#maxBytes) {
@@ -95,19 +109,92 @@ export class Uploads {
     }
     const id = `u${randomHex(12)}`;
     const path = `${this.#home}/${INCOMING_DIR}/.upload-${id}`;
-    const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    const isDirectory = input.kind === "directory";
+    let file: Deno.FsFile | null = null;
+    if (isDirectory) await Deno.mkdir(path, { mode: 0o700 });
+    else file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     this.#open.set(id, {
       id,
       filename: input.filename,
-      declared: input.size,
+      declared: isDirectory ? undefined : input.size,
       signature: input.signature ?? null,
       file,
       path,
       received: 0,
       lastActive: Date.now(),
       busy: false,
+      directory: isDirectory ? { entries: new Set(), total: 0, current: null } : null,
     });
     return { uploadId: id, maxBytes: this.#maxBytes };
+  }
+
+  /**
+   * Starts the next file of a directory upload; the previous one is complete.
+   * @param input the upload, the file's path in the directory (already a valid entry path)
+   * and its declared size
+   * @returns the number of files so far
+   * @throws {QuarantineError} UPLOAD_NOT_FOUND, UPLOAD_INVALID_ENTRY (not a directory upload,
+   * a path given twice or under a file, too many files), UPLOAD_SIZE_MISMATCH
+   */
+  async entry(
+    input: { uploadId: string; path: string; size?: number | undefined },
+  ): Promise<number> {
+    const upload = this.#get(input.uploadId);
+    const dir = upload.directory;
+    const refuse = async (message: string) => {
+      await this.abort(upload.id);
+      return new QuarantineError("UPLOAD_INVALID_ENTRY", message);
+    };
+    if (dir === null || upload.busy) {
+      throw new QuarantineError(
+        "UPLOAD_INVALID_ENTRY",
+        `Upload "${upload.id}" is not a directory upload ready for its next file`,
+      );
+    }
+    await this.#closeEntry(upload);
+    // A path under an earlier file, or naming an earlier directory, fails to be created below.
+    if (dir.entries.has(input.path)) throw await refuse(`Entry "${input.path}" is given twice`);
+    if (dir.entries.size >= MAX_DIRECTORY_FILES) {
+      throw await refuse(`A directory upload holds at most ${MAX_DIRECTORY_FILES} files`);
+    }
+    if (input.size !== undefined && dir.total + input.size > this.#maxBytes) {
+      throw await refuse(`Entry "${input.path}" takes the upload past ${this.#maxBytes} bytes`);
+    }
+    const at = `${upload.path}/${input.path}`;
+    try {
+      await Deno.mkdir(at.slice(0, at.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      upload.file = await Deno.open(at, { write: true, createNew: true, mode: 0o600 });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) throw error;
+      // An earlier file where a directory must go, or the other way round.
+      throw await refuse(`Entry "${input.path}" cannot be created beside the files already sent`);
+    }
+    dir.entries.add(input.path);
+    dir.current = input.path;
+    upload.declared = input.size;
+    upload.received = 0;
+    upload.lastActive = Date.now();
+    return dir.entries.size;
+  }
+
+  /** Closes the current file of a directory upload, checking its declared size. */
+  async #closeEntry(upload: Upload): Promise<void> {
+    const file = upload.file;
+    if (upload.directory === null || file === null) return;
+    upload.file = null;
+    try {
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    if (upload.declared !== undefined && upload.received !== upload.declared) {
+      const current = upload.directory.current;
+      await this.abort(upload.id);
+      throw new QuarantineError(
+        "UPLOAD_SIZE_MISMATCH",
+        `Entry "${current}" ended after ${upload.received} of its declared ${upload.declared} bytes`,
+      );
+    }
   }
 
   /**
@@ -116,14 +203,21 @@ export class Uploads {
    */
   async chunk(input: { uploadId: string; offset: number; data: Uint8Array }): Promise<number> {
     const upload = this.#get(input.uploadId);
-    if (upload.busy || input.offset !== upload.received) {
+    if (upload.busy || input.offset !== upload.received || upload.file === null) {
       throw new QuarantineError(
         "UPLOAD_OUT_OF_ORDER",
-        `Chunk at offset ${input.offset} does not follow the ${upload.received} bytes received`,
+        upload.file === null
+          ? "Chunk before the directory upload's first entry"
+          : `Chunk at offset ${input.offset} does not follow the ${upload.received} bytes received`,
       );
     }
+    const file = upload.file;
     const total = upload.received + input.data.byteLength;
-    if (total > this.#maxBytes || (upload.declared !== undefined && total > upload.declared)) {
+    const all = (upload.directory?.total ?? 0) + input.data.byteLength;
+    if (
+      total > this.#maxBytes || all > this.#maxBytes ||
+      (upload.declared !== undefined && total > upload.declared)
+    ) {
       await this.abort(upload.id);
       throw new QuarantineError(
         "UPLOAD_TOO_LARGE",
@@ -138,12 +232,13 @@ export class Uploads {
     try {
       let written = 0;
       while (written < input.data.byteLength) {
-        written += await upload.file.write(input.data.subarray(written));
+        written += await file.write(input.data.subarray(written));
       }
     } finally {
       upload.busy = false;
     }
     upload.received = total;
+    if (upload.directory !== null) upload.directory.total = all;
     upload.lastActive = Date.now();
     return total;
   }
@@ -154,6 +249,20 @@ export class Uploads {
    */
   async finish(uploadId: string): Promise<FinishedUpload> {
     const upload = this.#get(uploadId);
+    if (upload.directory !== null) {
+      if (upload.busy) {
+        throw new QuarantineError("UPLOAD_OUT_OF_ORDER", "A chunk is still being written");
+      }
+      await this.#closeEntry(upload);
+      this.#open.delete(uploadId);
+      return {
+        path: upload.path,
+        filename: upload.filename,
+        size: upload.directory.total,
+        signature: upload.signature,
+        isDirectory: true,
+      };
+    }
     if (upload.declared !== undefined && upload.received !== upload.declared) {
       await this.abort(uploadId);
       throw new QuarantineError(
@@ -163,15 +272,16 @@ export class Uploads {
     }
     this.#open.delete(uploadId);
     try {
-      await upload.file.sync();
+      await upload.file?.sync();
     } finally {
-      upload.file.close();
+      upload.file?.close();
     }
     return {
       path: upload.path,
       filename: upload.filename,
       size: upload.received,
       signature: upload.signature,
+      isDirectory: false,
     };
   }
 
@@ -180,8 +290,9 @@ export class Uploads {
     const upload = this.#open.get(uploadId);
     if (upload === undefined) return;
     this.#open.delete(uploadId);
-    upload.file.close();
-    await Deno.remove(upload.path).catch(ignoreNotFound);
+    upload.file?.close();
+    upload.file = null;
+    await Deno.remove(upload.path, { recursive: true }).catch(ignoreNotFound);
   }
 
   /** Discards uploads idle for too long. */
@@ -210,8 +321,9 @@ export class Uploads {
 export async function removeStaleUploads(home: string): Promise<number> {
   let removed = 0;
   for await (const entry of Deno.readDir(`${home}/${INCOMING_DIR}`)) {
-    if (entry.isFile && entry.name.startsWith(".upload-u")) {
-      await Deno.remove(`${home}/${INCOMING_DIR}/${entry.name}`).catch(ignoreNotFound);
+    if ((entry.isFile || entry.isDirectory) && entry.name.startsWith(".upload-u")) {
+      await Deno.remove(`${home}/${INCOMING_DIR}/${entry.name}`, { recursive: true })
+        .catch(ignoreNotFound);
       removed++;
     }
   }
@@ -225,6 +337,64 @@ export async function removeStaleUploads(home: string): Promise<number> {
 export function artifactName(filename: string): string {
   const byName = formatOfName(filename);
   return "format" in byName ? `artifact.${byName.format satisfies ModelFormat}` : "artifact";
+}
+
+/** Name of a claimed directory artifact inside its job's directory. */
+export const DIRECTORY_ARTIFACT = "directory";
+
+/**
+ * Moves a directory artifact into its job's private directory (spec 13 §2 claim): the whole
+ * tree in one rename; then each regular file with other hard links is replaced by a copy, so
+ * nobody outside keeps a way to change the bytes being scanned, and every regular file is made
+ * read-only. The walk is bounded and follows no link: links, special files and whatever lies
+ * past the limits stay as they are, for the directory checks to refuse.
+ * @param home state dir
+ * @param from absolute path of the directory to claim
+ * @param options the job id
+ * @returns the artifact's path relative to the state dir and its files' total size
+ */
+export async function claimDirectory(
+  home: string,
+  from: string,
+  options: { jobId: string },
+): Promise<{ rel: string; size: number }> {
+  const dir = `${PROCESSING_DIR}/${options.jobId}`;
+  await Deno.mkdir(`${home}/${dir}`, { recursive: true, mode: 0o700 });
+  const rel = `${dir}/${DIRECTORY_ARTIFACT}`;
+  const to = `${home}/${rel}`;
+  await Deno.rename(from, to);
+  const top = await Deno.lstat(to);
+  if (!top.isDirectory) {
+    await Deno.remove(to, { recursive: true });
+    throw new QuarantineError("INVALID_STATE", "The submitted artifact is not a directory");
+  }
+  // Bounded like the tree walk; whatever lies past the limit is the directory checks' to refuse.
+  let size = 0;
+  let entries = 0;
+  const pending = [to];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    // Ours now: an unreadable or unwritable directory would block the checks and the removal.
+    await Deno.chmod(next, 0o700);
+    for await (const item of Deno.readDir(next)) {
+      if (++entries > TREE_LIMITS.maxEntries) break;
+      const path = `${next}/${item.name}`;
+      const info = await Deno.lstat(path);
+      if (info.isDirectory) {
+        if (path.split("/").length - to.split("/").length <= TREE_LIMITS.maxDepth) {
+          pending.push(path);
+        }
+      } else if (info.isFile) {
+        await Deno.chmod(path, 0o400);
+        if ((info.nlink ?? 1) > 1) {
+          const copy = `${next}/.secai-copy-${randomHex(6)}`;
+          await Deno.copyFile(path, copy);
+          await Deno.rename(copy, path);
+        }
+        size += info.size;
+      }
+    }
+  }
+  return { rel, size };
 }
 
 /**
@@ -265,6 +435,8 @@ export interface InboxItem {
   name: string;
   path: string;
   size: number;
+  /** A directory artifact (its size is its files' total). */
+  isDirectory: boolean;
   source: string | null;
   signature: ArtifactSignature | null;
   ticket: string | null;
@@ -286,8 +458,8 @@ export async function pollInbox(home: string, seen: Map<string, string>): Promis
     if (name.startsWith(".") || names.has(`.${name}.status.json`)) continue;
     const path = `${dir}/${name}`;
     const info = await Deno.lstat(path);
-    if (!info.isFile) {
-      await refuse(dir, name, "not a regular file (links, directories and devices are refused)");
+    if (!info.isFile && !info.isDirectory) {
+      await refuse(dir, name, "not a regular file or directory (links and devices are refused)");
       continue;
     }
     if (!ArtifactNameSchema.safeParse(name).success) {
@@ -298,7 +470,14 @@ export async function pollInbox(home: string, seen: Map<string, string>): Promis
       );
       continue;
     }
-    const id = `${info.ino}:${info.size}:${info.mtime?.getTime() ?? 0}`;
+    let size = info.size;
+    let id = `${info.ino}:${info.size}:${info.mtime?.getTime() ?? 0}`;
+    if (info.isDirectory) {
+      // A directory is stable when its whole listing (names, sizes, inodes, mtimes) is.
+      const listing = await walkTree(path);
+      size = listing.entries.reduce((n, e) => n + e.size, 0);
+      id = `${treeIdentityOf(listing.entries)}:${listing.problems.length}`;
+    }
     current.set(name, id);
     try {
       // A ticket is written by an importer that finished writing the item (the CLI): such an
@@ -308,7 +487,8 @@ export async function pollInbox(home: string, seen: Map<string, string>): Promis
       ready.push({
         name,
         path,
-        size: info.size,
+        size,
+        isDirectory: info.isDirectory,
         source: await readSourceSidecar(`${dir}/.${name}.source`),
         signature: await readSignatureSidecar(`${dir}/.${name}.sig.json`),
         ticket,

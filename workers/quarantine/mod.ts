@@ -6,7 +6,9 @@
  * registry to promote what passed.
  *
  * Permissions: read/write `quarantine/` and `promotion-staging/` under the state dir; no
- * network; ports: sandbox (jobs `format_gate`, `static_scan`), registry-promote, audit-append.
+ * network; ports: sandbox (jobs `format_gate`, `static_scan`, `diffusion_checks`),
+ * registry-promote, policy (directory artifacts, which the registry does not store),
+ * audit-append.
  * @example
  * ```ts
  * // Spawned by the supervisor from the manifest, never imported:
@@ -20,10 +22,12 @@ import { engineApi } from "../../runtime/kit/engine_api.ts";
 import { describeZodError } from "../../runtime/kit/validate.ts";
 import { runControl, serve } from "../../runtime/kit/worker.ts";
 import { auditAppendApi } from "../audit/api.ts";
+import { policyApi } from "../policy/api.ts";
 import { registryPromoteApi } from "../registry/api.ts";
 import { type ArtifactSignature, quarantineApi, QuarantineConfigSchema } from "./api.ts";
 import {
   claim,
+  claimDirectory,
   INCOMING_DIR,
   pollInbox,
   randomHex,
@@ -82,6 +86,7 @@ runControl(async (ctx) => {
     sandbox: () => ctx.client(sandboxApi),
     engine: () => ctx.client(engineApi),
     registry: () => ctx.client(registryPromoteApi),
+    policy: () => ctx.client(policyApi),
     audit: () => ctx.client(auditAppendApi),
     emit: ctx.emit,
     signal: stop.signal,
@@ -95,16 +100,23 @@ runControl(async (ctx) => {
       source: string | null;
       signature: ArtifactSignature | null;
       ticket?: string | null;
+      isDirectory: boolean;
     },
     actor: string,
   ) {
     const id = `q${randomHex(12)}`;
-    const artifact = await claim(ctx.home, from, { jobId: id, filename: item.filename });
+    let artifact: string;
+    let size = item.size;
+    if (item.isDirectory) {
+      ({ rel: artifact, size } = await claimDirectory(ctx.home, from, { jobId: id }));
+    } else {
+      artifact = await claim(ctx.home, from, { jobId: id, filename: item.filename });
+    }
     const job = store.create({
       id,
       filename: item.filename,
       source: item.source,
-      size: item.size,
+      size,
       artifact,
       signature: item.signature,
       ticket: item.ticket ?? null,
@@ -114,7 +126,7 @@ runControl(async (ctx) => {
       type: "quarantine.submitted",
       actor,
       subject: id,
-      evidence: { size: item.size, signed: item.signature !== null },
+      evidence: { size, signed: item.signature !== null, directory: item.isDirectory },
       data: { filename: item.filename, source: item.source ?? "local-import" },
     }).catch((error: unknown) =>
       ctx.emit("quarantine.audit_failed", {
@@ -142,6 +154,7 @@ runControl(async (ctx) => {
           source: item.source,
           signature: item.signature,
           ticket: item.ticket,
+          isDirectory: item.isDirectory,
         }, "inbox");
         await removeSidecars(ctx.home, item.name);
       }
@@ -162,6 +175,7 @@ runControl(async (ctx) => {
     serves: [
       serve(quarantineApi, {
         uploadBegin: (input) => uploads.begin(input),
+        uploadEntry: async (input) => ({ entries: await uploads.entry(input) }),
         uploadChunk: async (input) => ({ received: await uploads.chunk(input) }),
         uploadFinish: async (input, call) => {
           const done = await uploads.finish(input.uploadId);
@@ -171,9 +185,10 @@ runControl(async (ctx) => {
               size: done.size,
               source: null,
               signature: done.signature,
+              isDirectory: done.isDirectory,
             }, call.caller);
           } catch (error) {
-            await Deno.remove(done.path).catch(() => undefined);
+            await Deno.remove(done.path, { recursive: true }).catch(() => undefined);
             throw error;
           }
         },

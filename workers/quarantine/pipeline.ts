@@ -10,13 +10,20 @@
  * promote it; the registry asks the policy control (`model_promotion`) and re-hashes the
  * file. Denied ⇒ rejected; `ask` ⇒ awaiting a person's approval; registry or policy
  * unreachable ⇒ `promotion_failed`, the artifact kept for a retry (spec 13 §1).
+ *
+ * A directory artifact (diffusion model, spec 13 §4) runs the same seven stages; the
+ * registry stores single files only, so its promotion is put to the policy control directly,
+ * which refuses local directories (spec 13 §4: only remote sources pinned in the diffusion
+ * lock are ever promoted). Whatever the policy answers, a directory is never promoted here.
  * @module
  */
 import type { RpcClient } from "../../runtime/kit/rpc.ts";
 import { RpcError } from "../../runtime/kit/errors.ts";
 import type { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
 import type { engineApi } from "../../runtime/kit/engine_api.ts";
+import { treeIdentityOf, walkTree } from "../../runtime/kit/tree.ts";
 import type { auditAppendApi } from "../audit/api.ts";
+import type { policyApi } from "../policy/api.ts";
 import type { PromoteRequest, registryPromoteApi } from "../registry/api.ts";
 import {
   type Finding,
@@ -61,6 +68,8 @@ export interface PipelineOptions {
   /** The `engine` port (stage 6 runs the candidate in the sandboxed inference engine). */
   engine: () => RpcClient<typeof engineApi>;
   registry: () => RpcClient<typeof registryPromoteApi>;
+  /** The `policy` port: the promotion decision of a directory artifact. */
+  policy: () => RpcClient<typeof policyApi>;
   audit: () => RpcClient<typeof auditAppendApi>;
   emit(type: string, data: Record<string, unknown>): void;
   /** Aborted when the control stops: the running stage is interrupted, not failed. */
@@ -206,10 +215,14 @@ export class Pipeline {
       }
     }
     if (job.state !== "promoting") {
+      const info = await Deno.lstat(`${this.#o.home}/${job.artifact}`);
+      const kind = info.isDirectory ? "directory" : "file";
       if (facts.fileId !== undefined) {
-        // Resumed after the integrity pin: the artifact must be the very file that was hashed.
-        const info = await Deno.stat(`${this.#o.home}/${job.artifact}`);
-        if (fileIdOf(info) !== facts.fileId) {
+        // Resumed after the integrity pin: the artifact must be the very one that was hashed.
+        const id = info.isDirectory
+          ? treeIdentityOf((await walkTree(`${this.#o.home}/${job.artifact}`)).entries)
+          : fileIdOf(info);
+        if (id !== facts.fileId) {
           await this.#reject(id, "integrity_pin", {
             code: "ARTIFACT_CHANGED",
             message: "The artifact changed while the job was interrupted",
@@ -222,7 +235,7 @@ export class Pipeline {
         if (signal.aborted && signal.reason instanceof Interrupted) throw signal.reason;
         const record = job.stages.find((s) => s.stage === stage.name);
         if (record?.status === "passed" || record?.status === "skipped") continue;
-        const outcome = await this.#runStage(job, stage.name, facts, signal);
+        const outcome = await this.#runStage(job, stage.name, facts, signal, kind);
         if (outcome === "cancelled") return;
         if (outcome.verdict === "fail") {
           await this.#reject(
@@ -248,6 +261,7 @@ export class Pipeline {
     name: StageName,
     facts: Facts,
     signal: AbortSignal,
+    kind: "file" | "directory",
   ): Promise<StageOutcome | "cancelled"> {
     const stage = STAGES.find((s) => s.name === name);
     if (stage === undefined) throw new Error(`Unknown stage "${name}"`);
@@ -257,7 +271,7 @@ export class Pipeline {
       jobId: job.id,
       filename: job.filename,
       source: job.sourceUrl,
-      artifact: { rel: artifact, abs: `${this.#o.home}/${artifact}` },
+      artifact: { rel: artifact, abs: `${this.#o.home}/${artifact}`, kind },
       signature: job.signature,
       facts: { ...facts },
       config: this.#o.config,
@@ -266,7 +280,7 @@ export class Pipeline {
         const limits = options.limits ?? {};
         return this.#o.sandbox().call("run", {
           job: jobName,
-          input: { kind: "file", path: artifact },
+          input: { kind, path: artifact },
           args: options.args ?? [],
           limits,
         }, {
@@ -341,6 +355,10 @@ export class Pipeline {
     facts: Facts,
     approval: PromoteRequest["approval"],
   ): Promise<void> {
+    if (facts.format === "diffusion-directory") {
+      await this.#decideDirectory(job, facts);
+      return;
+    }
     const { format, sha256, fsverity, size, scan, smokeTest } = facts;
     if (
       format === undefined || sha256 === undefined || fsverity === undefined ||
@@ -461,6 +479,61 @@ export class Pipeline {
       message: `Promotion denied by policy rule "${decision.rule}": ${
         decision.reasons.join("; ") || "no reason given"
       }`.slice(0, 2000),
+    });
+  }
+
+  /**
+   * The promotion of a directory artifact: the policy control decides `model_promotion` on
+   * what the stages established (format, origin, pin, scan verdict). The registry stores
+   * single files only, so no answer promotes it: a deny rejects the job with the policy's
+   * reason; an allow or ask rejects it as not storable; no answer is `promotion_failed`.
+   */
+  async #decideDirectory(job: StoredJob, facts: Facts): Promise<void> {
+    const input = {
+      model: job.filename,
+      format: "diffusion-directory",
+      source_kind: facts.sourceKind ?? "local",
+      pinned: facts.pinned ?? false,
+      ...(facts.scan === undefined ? {} : { scan_verdict: facts.scan.verdict }),
+      ...(facts.smokeTest === undefined ? {} : { smoke_status: facts.smokeTest.status }),
+    };
+    this.#o.emit("quarantine.job", { jobId: job.id, state: "promoting" });
+    let decision;
+    try {
+      decision = await this.#o.policy().call(
+        "decide",
+        { domain: "model_promotion", input },
+        { deadlineMs: PROMOTE_BASE_DEADLINE_MS },
+      );
+    } catch (error) {
+      const code = error instanceof RpcError ? error.code : "PROMOTION_FAILED";
+      this.#o.store.update(job.id, {
+        state: "promotion_failed",
+        error: {
+          code,
+          message: `No model_promotion decision for the directory: ${
+            error instanceof Error ? error.message : String(error)
+          }`.slice(0, 2000),
+        },
+      });
+      this.#o.emit("quarantine.job", { jobId: job.id, state: "promotion_failed", code });
+      return;
+    }
+    const recorded = {
+      decision: decision.decision,
+      rule: decision.rule,
+      reasons: decision.reasons.slice(0, 32),
+      policy_version: decision.policy_version,
+    };
+    this.#o.store.update(job.id, { decision: recorded });
+    await this.#reject(job.id, null, {
+      code: "PROMOTION_DENIED",
+      message: (decision.decision === "deny"
+        ? `Promotion denied by policy rule "${decision.rule}": ${
+          decision.reasons.join("; ") || "no reason given"
+        }`
+        : `The policy answered "${decision.decision}" (rule "${decision.rule}"), but the registry stores single model files only: a diffusion directory is never promoted`)
+        .slice(0, 2000),
     });
   }
 

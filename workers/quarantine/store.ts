@@ -7,6 +7,8 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import {
+  type ArtifactFormat,
+  ArtifactFormatSchema,
   type ArtifactSignature,
   ArtifactSignatureSchema,
   type Finding,
@@ -15,8 +17,6 @@ import {
   type JobState,
   JobStateSchema,
   type JobSummary,
-  type ModelFormat,
-  ModelFormatSchema,
   type PromotionDecision,
   PromotionDecisionSchema,
   STAGE_NAMES,
@@ -48,7 +48,7 @@ export interface NewJob {
 export interface JobPatch {
   state?: JobState;
   stage?: StageName | null;
-  format?: ModelFormat | null;
+  format?: ArtifactFormat | null;
   size?: number;
   bytesDone?: number;
   sha256?: string | null;
@@ -85,7 +85,7 @@ const JobRowSchema = z.object({
   source: z.string().nullable(),
   state: JobStateSchema,
   stage: StageNameSchema.nullable(),
-  format: ModelFormatSchema.nullable(),
+  format: ArtifactFormatSchema.nullable(),
   size: z.number(),
   bytes_done: z.number(),
   sha256: z.string().nullable(),

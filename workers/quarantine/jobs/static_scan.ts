@@ -4,10 +4,12 @@
  * compiled at module top level, while the job still holds ffi (its manifest entry grants
  * libyara, see `jobLibraries`); `runJob` then revokes ffi before the input is opened. When
  * libyara or the rules cannot be loaded the report is `invalid` (fail closed), never clean.
- * A gzip wrapper is inflated into the job's own out dir.
+ * A gzip wrapper is inflated into the job's own out dir. A directory input (a diffusion
+ * directory artifact, spec 13 §4 stage 5) has every safetensors file in it scanned.
  * @module
  */
 import { runJob } from "../../../runtime/kit/job.ts";
+import { scanDiffusionModels } from "../scanners/diffusion_scan.ts";
 import { mergeFindings, scanFile } from "../scanners/mod.ts";
 import { loadYara } from "./_yara.ts";
 
@@ -19,10 +21,10 @@ await runJob(async ({ inputPath, outDir }) => {
       code: "INVALID_INPUT",
     });
   }
-  const report = await scanFile(inputPath, {
-    tempDir: outDir,
-    ...(yara.ok ? { yara: yara.rules } : {}),
-  });
+  const options = { tempDir: outDir, ...(yara.ok ? { yara: yara.rules } : {}) };
+  const report = (await Deno.lstat(inputPath)).isDirectory
+    ? await scanDiffusionModels(inputPath, options)
+    : await scanFile(inputPath, options);
   if (yara.ok) return { report };
   return {
     report: mergeFindings(

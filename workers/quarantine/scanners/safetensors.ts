@@ -8,6 +8,7 @@
 import { readAt } from "./_source.ts";
 import { FormatError } from "./errors.ts";
 import { checkMetadataString } from "./metadata.ts";
+import { type Json, parseStrictJson } from "./strict_json.ts";
 import type { Finding } from "./types.ts";
 
 /** Limits (spec 13 §2). */
@@ -61,8 +62,6 @@ export interface SafetensorsScan {
   findings: Finding[];
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
 function invalid(
   message: string,
   offset: number,
@@ -114,7 +113,16 @@ export function scanSafetensors(
   if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) {
     throw invalid("header must be a JSON object padded only with trailing spaces", 8);
   }
-  const root = new StrictJson(trimmed).parse();
+  const root = parseStrictJson(trimmed, {
+    maxDepth: SAFETENSORS_LIMITS.maxDepth,
+    maxTokens: SAFETENSORS_LIMITS.maxTokens,
+    fail: (failure) =>
+      failure.kind === "syntax"
+        ? invalid(`header JSON at character ${failure.at}: ${failure.why}`, 8)
+        : failure.kind === "tokens"
+        ? invalid(`header has more than ${failure.limit} JSON tokens`, 8, "LIMIT_EXCEEDED")
+        : invalid(`header nests deeper than ${failure.limit}`, 8, "LIMIT_EXCEEDED"),
+  });
   if (root === null || typeof root !== "object" || Array.isArray(root)) {
     throw invalid("header is not an object", 8);
   }
@@ -225,131 +233,4 @@ export function scanSafetensors(
     throw invalid(`${size - cursor} bytes after the last tensor belong to no tensor`, cursor);
   }
   return { headerLength, tensors, metadata, dataOffset, findings };
-}
-
-/** RFC 8259 JSON with the rules JSON.parse lacks: no duplicate keys, depth and token limits. */
-class StrictJson {
-  readonly #text: string;
-  #p = 0;
-  #tokens = 0;
-  #depth = 0;
-
-  constructor(text: string) {
-    this.#text = text;
-  }
-
-  parse(): Json {
-    const value = this.#value();
-    this.#space();
-    if (this.#p !== this.#text.length) throw this.#error("unexpected text after the header object");
-    return value;
-  }
-
-  #error(why: string): FormatError {
-    return invalid(`header JSON at character ${this.#p}: ${why}`, 8);
-  }
-
-  #space(): void {
-    for (;;) {
-      const c = this.#text.charCodeAt(this.#p);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.#p++;
-      else return;
-    }
-  }
-
-  #value(): Json {
-    this.#space();
-    if (++this.#tokens > SAFETENSORS_LIMITS.maxTokens) {
-      throw invalid(
-        `header has more than ${SAFETENSORS_LIMITS.maxTokens} JSON tokens`,
-        8,
-        "LIMIT_EXCEEDED",
-      );
-    }
-    const c = this.#text[this.#p];
-    if (c === "{" || c === "[") {
-      if (++this.#depth > SAFETENSORS_LIMITS.maxDepth) {
-        throw invalid(
-          `header nests deeper than ${SAFETENSORS_LIMITS.maxDepth}`,
-          8,
-          "LIMIT_EXCEEDED",
-        );
-      }
-      const value = c === "{" ? this.#object() : this.#array();
-      this.#depth--;
-      return value;
-    }
-    if (c === '"') return this.#string();
-    const literal = /^(true|false|null|-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?)/.exec(
-      this.#text.slice(this.#p, this.#p + 400),
-    );
-    if (literal === null) throw this.#error(`unexpected "${c ?? "end"}"`);
-    this.#p += literal[0].length;
-    if (literal[0] === "true") return true;
-    if (literal[0] === "false") return false;
-    if (literal[0] === "null") return null;
-    return Number(literal[0]);
-  }
-
-  #object(): Json {
-    this.#p++;
-    const out: Record<string, Json> = Object.create(null);
-    this.#space();
-    if (this.#text[this.#p] === "}") {
-      this.#p++;
-      return out;
-    }
-    for (;;) {
-      this.#space();
-      if (this.#text[this.#p] !== '"') throw this.#error("expected a key");
-      const key = this.#string();
-      if (Object.hasOwn(out, key)) throw this.#error(`duplicate key "${key.slice(0, 80)}"`);
-      this.#space();
-      if (this.#text[this.#p++] !== ":") throw this.#error("expected ':'");
-      out[key] = this.#value();
-      this.#space();
-      const c = this.#text[this.#p++];
-      if (c === "}") return out;
-      if (c !== ",") throw this.#error("expected ',' or '}'");
-    }
-  }
-
-  #array(): Json[] {
-    this.#p++;
-    const out: Json[] = [];
-    this.#space();
-    if (this.#text[this.#p] === "]") {
-      this.#p++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.#value());
-      this.#space();
-      const c = this.#text[this.#p++];
-      if (c === "]") return out;
-      if (c !== ",") throw this.#error("expected ',' or ']'");
-    }
-  }
-
-  #string(): string {
-    const start = ++this.#p;
-    let hasEscape = false;
-    for (;;) {
-      const c = this.#text.charCodeAt(this.#p);
-      if (Number.isNaN(c)) throw this.#error("unterminated string");
-      if (c < 0x20) throw this.#error("control character in a string");
-      if (c === 0x5c) {
-        hasEscape = true;
-        this.#p += 2;
-        continue;
-      }
-      if (c === 0x22) break;
-      this.#p++;
-    }
-    const raw = this.#text.slice(start, this.#p);
-    this.#p++;
-    if (!hasEscape) return raw;
-    if (/\\(?!["\\/bfnrt]|u[0-9a-fA-F]{4})/.test(raw)) throw this.#error("bad escape in a string");
-    return JSON.parse(`"${raw}"`) as string;
-  }
 }

@@ -1,23 +1,48 @@
 /**
- * Stage 7 — diffusion-model checks (spec 13 §4). They apply to directory artifacts
- * (`model_index.json`, components, tokenizer files), which are admitted only from a remote
- * source with a pin in the diffusion lock. This pipeline admits single files only (the
- * format gate refuses anything but one `.gguf`/`.safetensors` file), so for every admitted
- * artifact the stage is `skipped` with the reason recorded.
+ * Stage 7 — diffusion-model deep scan (spec 13 §4). Directory artifacts only, in the
+ * sandboxed `diffusion_checks` job (`deep`): every component named in `model_index.json`
+ * exists as a directory; no top-level directory but the components, `tokenizer`,
+ * `feature_extractor` and `image_processor`; every JSON file decoded again and checked for
+ * URLs and code markers. Findings name the relative path. A single-file artifact skips the
+ * stage with the reason recorded.
  * @module
  */
-import { skipped, type Stage, type StageOutcome } from "./stage.ts";
+import { describeFinding, isBlocking, runDirectoryChecks } from "./format_gate.ts";
+import { fail, pass, skipped, type Stage, type StageOutcome } from "./stage.ts";
 
 /** Stage 7. */
 export const diffusionChecksStage: Stage = {
   name: "diffusion_checks",
-  describeInput: (ctx) => ({ format: ctx.facts.format ?? null, directory: false }),
-  run(ctx): Promise<StageOutcome> {
-    return Promise.resolve(skipped(
+  describeInput: (ctx) => ({
+    format: ctx.facts.format ?? null,
+    directory: ctx.artifact.kind === "directory",
+  }),
+  async run(ctx): Promise<StageOutcome> {
+    if (ctx.artifact.kind !== "directory") {
+      return skipped(
+        {},
+        `Single-file ${
+          ctx.facts.format ?? "model"
+        } artifact: the directory checks of diffusion models do not apply`,
+      );
+    }
+    const report = await runDirectoryChecks(ctx, "deep");
+    const blocking = report.findings.filter(isBlocking);
+    const first = blocking[0];
+    if (first !== undefined) {
+      return fail("diffusion_checks", {
+        code: "DIFFUSION_CHECK_FAILED",
+        message: `The deep scan refused the directory (${blocking.length} finding${
+          blocking.length === 1 ? "" : "s"
+        }); first: ${describeFinding(first)}`,
+      }, { findings: report.findings });
+    }
+    return pass(
       {},
-      `Single-file ${
-        ctx.facts.format ?? "model"
-      } artifact: the directory checks of diffusion models do not apply`,
-    ));
+      `Every component of model_index.json is a directory (${
+        report.components.join(", ")
+      }); no other top-level directory; ${report.files} files, JSON clean`.slice(0, 1000),
+      report.findings,
+    );
   },
 };

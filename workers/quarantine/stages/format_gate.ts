@@ -5,12 +5,21 @@
  * of the matching source rule. Then by content, in the sandboxed `format_gate` job (the
  * artifact's bytes are never parsed in this worker): magic, version, header bounds and the
  * pickle-polyglot prefix.
+ *
+ * A directory artifact (spec 13 §4) is judged by content only, in the sandboxed
+ * `diffusion_checks` job (`gate`): limits, no links or special files, allowed suffixes,
+ * `model_index.json`, every safetensors header, JSON, tokenizer text and sentencepiece model.
  * @module
  */
 import { z } from "zod";
-import { type ModelFormat, ModelFormatSchema } from "../api.ts";
+import {
+  type DirectoryReport,
+  DirectoryReportSchema,
+  type ModelFormat,
+  ModelFormatSchema,
+} from "../api.ts";
 import type { FailureClass } from "../errors.ts";
-import { fail, pass, type Stage, type StageOutcome } from "./stage.ts";
+import { fail, pass, type Stage, type StageContext, type StageOutcome } from "./stage.ts";
 
 /** Extensions of pickle-based formats: never admitted (spec 13 §2). */
 export const DENIED_EXTENSIONS: readonly string[] = [
@@ -42,6 +51,72 @@ const GateResultSchema = z.strictObject({
   facts: z.record(z.string().max(32), z.number()),
 });
 
+const DirectoryJobResultSchema = z.strictObject({ report: DirectoryReportSchema });
+
+/** Whether a finding stops an artifact: a parse failure, or medium severity and above. */
+export function isBlocking(finding: { rule: string; severity: string }): boolean {
+  return finding.rule.endsWith(".invalid") ||
+    ["medium", "high", "critical"].includes(finding.severity);
+}
+
+/** The worst finding, described for a failure message (rule, path, message). */
+export function describeFinding(
+  finding: { rule: string; member?: string | undefined; message: string },
+): string {
+  return `${finding.rule}${finding.member ? ` at "${finding.member}"` : ""}: ${finding.message}`
+    .slice(0, 1500);
+}
+
+/**
+ * Runs the sandboxed directory checks (`gate` for stage 2, `deep` for stage 7).
+ * @throws when the job does not end with a report in its contract (the stage fails closed)
+ */
+export async function runDirectoryChecks(
+  ctx: StageContext,
+  mode: "gate" | "deep",
+): Promise<DirectoryReport> {
+  const result = await ctx.sandbox("diffusion_checks", {
+    args: [mode],
+    limits: {
+      timeoutMs: ctx.config.stageTimeoutMs,
+      heapMb: ctx.config.scanHeapMb,
+      memMb: ctx.config.scanMemMb,
+      cpuSec: Math.ceil(ctx.config.stageTimeoutMs / 1000),
+    },
+  });
+  if (result.status !== "ok") {
+    throw new Error(
+      `Directory checks job ended "${result.status}"${
+        result.error ? `: ${result.error.code} ${result.error.message}` : ""
+      }`,
+    );
+  }
+  const parsed = DirectoryJobResultSchema.safeParse(result.result);
+  if (!parsed.success) throw new Error("Directory checks job answered outside its contract");
+  return parsed.data.report;
+}
+
+async function gateDirectory(ctx: StageContext): Promise<StageOutcome> {
+  const report = await runDirectoryChecks(ctx, "gate");
+  const blocking = report.findings.filter(isBlocking);
+  const first = blocking[0];
+  if (first !== undefined) {
+    return fail("format_gate", {
+      code: "INVALID_DIRECTORY",
+      message: `The directory was refused (${blocking.length} finding${
+        blocking.length === 1 ? "" : "s"
+      }); first: ${describeFinding(first)}`,
+    }, { findings: report.findings });
+  }
+  return pass(
+    { format: "diffusion-directory" },
+    `Diffusion directory "${report.className}" of ${report.files} files (${report.safetensors} safetensors, ${report.totalBytes} bytes); components: ${
+      report.components.join(", ")
+    }`.slice(0, 1000),
+    report.findings,
+  );
+}
+
 /**
  * The format an artifact's name claims.
  * @param filename the submitted name
@@ -72,8 +147,9 @@ export function formatOfName(
 /** Stage 2. */
 export const formatGateStage: Stage = {
   name: "format_gate",
-  describeInput: (ctx) => ({ filename: ctx.filename }),
+  describeInput: (ctx) => ({ filename: ctx.filename, kind: ctx.artifact.kind }),
   async run(ctx): Promise<StageOutcome> {
+    if (ctx.artifact.kind === "directory") return await gateDirectory(ctx);
     const byName = formatOfName(ctx.filename);
     if ("code" in byName) return fail("format_gate", byName);
     const format = byName.format;

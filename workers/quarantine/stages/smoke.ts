@@ -15,9 +15,11 @@ export const smokeTestStage: Stage = {
   describeInput: (ctx) => ({ format: ctx.facts.format ?? null }),
   async run(ctx): Promise<StageOutcome> {
     if (ctx.facts.format !== "gguf") {
-      const reason = `Behavioural smoke test runs GGUF models only; ${
-        ctx.facts.format ?? "this format"
-      } skips it (spec 13 §3), the model_promotion policy decides`;
+      const reason = ctx.facts.format === "diffusion-directory"
+        ? "No behavioural test for diffusion models: a directory skips it (spec 13 §4), the model_promotion policy decides"
+        : `Behavioural smoke test runs GGUF models only; ${
+          ctx.facts.format ?? "this format"
+        } skips it (spec 13 §3), the model_promotion policy decides`;
       return skipped({
         smokeTest: { status: "skipped", score: null, critical: null, reason },
       }, reason);

@@ -10,6 +10,7 @@ import type { JobLimits, JobResult } from "../../../runtime/kit/sandbox_api.ts";
 import type { engineApi } from "../../../runtime/kit/engine_api.ts";
 import type { RpcClient } from "../../../runtime/kit/rpc.ts";
 import {
+  ArtifactFormatSchema,
   type ArtifactSignature,
   type Finding,
   ModelFormatSchema,
@@ -24,12 +25,15 @@ export const FactsSchema = z.strictObject({
   /** Formats the matching source rule admits (remote sources only). */
   sourceFormats: z.array(ModelFormatSchema).max(2).optional(),
   sourceRequiresSignature: z.boolean().optional(),
-  format: ModelFormatSchema.optional(),
+  format: ArtifactFormatSchema.optional(),
   size: z.number().int().nonnegative().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   fsverity: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   merkleRoot: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  /** Inode identity after hashing: a resumed job refuses an artifact that changed. */
+  /**
+   * Inode identity after hashing (a directory's: `tree:` and a digest of its listing): a
+   * resumed job refuses an artifact that changed.
+   */
   fileId: z.string().max(100).optional(),
   pinned: z.boolean().optional(),
   pinName: z.string().max(512).optional(),
@@ -72,8 +76,11 @@ export interface StageContext {
   filename: string;
   /** Origin URL, or null for a local import. */
   source: string | null;
-  /** The artifact: path relative to the state dir (for sandbox jobs) and absolute. */
-  artifact: { rel: string; abs: string };
+  /**
+   * The artifact: path relative to the state dir (for sandbox jobs) and absolute; a single
+   * file, or a directory (a diffusion model, spec 13 §4).
+   */
+  artifact: { rel: string; abs: string; kind: "file" | "directory" };
   signature: ArtifactSignature | null;
   facts: Facts;
   config: QuarantineConfig;

@@ -25,6 +25,8 @@ const ScanJobResultSchema = z.strictObject({ report: ScanReportSchema });
 const SCANNER_FORMATS: Readonly<Record<string, string>> = {
   gguf: "gguf",
   safetensors: "safetensors",
+  // A directory artifact: every safetensors file in it (spec 13 §4 stage 5).
+  "diffusion-directory": "diffusion-directory",
 };
 
 /**

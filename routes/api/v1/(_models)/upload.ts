@@ -7,6 +7,9 @@
  *   JSON in the `X-SecAI-Signature` header): what the CLI and scripts send;
  * - `multipart/form-data` with one `file` part (its filename is the name) and an optional
  *   `signature` part (JSON) before it: what a browser form sends.
+ * - A directory (a diffusion model, spec 13 §4) as `multipart/form-data` with one `file`
+ *   part per file whose filename is `DIR/relative/path` (what a browser sends for a
+ *   directory picker): every part under the same `DIR`, at most {@link MAX_DIRECTORY_FILES}.
  * A body that stalls for 30 s is refused; a client that goes away aborts the upload.
  * @module
  */
@@ -16,7 +19,9 @@ import {
   ArtifactNameSchema,
   type ArtifactSignature,
   ArtifactSignatureSchema,
+  EntryPathSchema,
   MAX_CHUNK_BYTES,
+  MAX_DIRECTORY_FILES,
 } from "../../../../workers/quarantine/api.ts";
 import { GatewayError } from "../../../../workers/gateway/errors.ts";
 import type { RouteContext } from "../../../../workers/gateway/routing.ts";
@@ -83,6 +88,8 @@ class UploadSink {
   #uploadId: string | null = null;
   #maxBytes = 0;
   #offset = 0;
+  /** Bytes of the earlier files of a directory upload. */
+  #total = 0;
   #buffer = new Uint8Array(MAX_CHUNK_BYTES);
   #filled = 0;
 
@@ -94,18 +101,36 @@ class UploadSink {
     return this.#uploadId !== null;
   }
 
-  async begin(filename: string, signature: ArtifactSignature | null, size: number | null) {
+  async begin(
+    filename: string,
+    signature: ArtifactSignature | null,
+    size: number | null,
+    kind: "file" | "directory" = "file",
+  ) {
     const opened = await this.#ctx.state.quarantine.uploadBegin({
       filename,
       ...(size === null ? {} : { size }),
       ...(signature === null ? {} : { signature }),
+      ...(kind === "directory" ? { kind } : {}),
     }, { signal: this.#ctx.signal });
     this.#uploadId = opened.uploadId;
     this.#maxBytes = opened.maxBytes;
   }
 
+  /** Starts the next file of a directory upload (the bytes so far belong to the previous). */
+  async entry(path: string): Promise<void> {
+    if (this.#uploadId === null) throw new GatewayError("INVALID_BODY", "The upload has no file");
+    await this.#flush();
+    await this.#ctx.state.quarantine.uploadEntry({ uploadId: this.#uploadId, path }, {
+      signal: this.#ctx.signal,
+      deadlineMs: CHUNK_DEADLINE_MS,
+    });
+    this.#total += this.#offset;
+    this.#offset = 0;
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.#offset + this.#filled + bytes.length > this.#maxBytes) {
+    if (this.#total + this.#offset + this.#filled + bytes.length > this.#maxBytes) {
       throw new GatewayError("PAYLOAD_TOO_LARGE", `Upload exceeds ${this.#maxBytes} bytes`);
     }
     let at = 0;
@@ -158,12 +183,47 @@ async function readForm(
   let current: "signature" | "file" | null = null;
   let signatureText = "";
   let hasFile = false;
+  /** The directory of a directory upload (its first file part named `DIR/…`). */
+  let directory: string | null = null;
   const decoder = new TextDecoder("utf-8", { fatal: true });
-  for await (const event of readMultipart(idleLimited(body, signal), boundary, { maxParts: 4 })) {
+  const parts = readMultipart(idleLimited(body, signal), boundary, {
+    maxParts: MAX_DIRECTORY_FILES + 1,
+  });
+  for await (const event of parts) {
     if (event.kind === "part") {
       if (current === "signature") signature = parseSignature(signatureText, "part");
       const { name, filename } = event.part;
-      if (name === "signature" && !hasFile && signatureText === "" && filename === null) {
+      if (
+        name === "file" && filename !== null &&
+        (directory !== null || (!hasFile && filename.includes("/")))
+      ) {
+        const slash = filename.indexOf("/");
+        const top = filename.slice(0, slash);
+        const path = EntryPathSchema.safeParse(filename.slice(slash + 1));
+        if (directory === null) {
+          if (!ArtifactNameSchema.safeParse(top).success) {
+            throw new GatewayError(
+              "INVALID_BODY",
+              `Invalid directory name "${
+                top.slice(0, 100)
+              }": expected a bare name of letters, digits and . _ + - ( ) [ ]`,
+            );
+          }
+          directory = top;
+          hasFile = true;
+          await sink.begin(top, signature, null, "directory");
+        }
+        if (slash <= 0 || top !== directory || !path.success) {
+          throw new GatewayError(
+            "INVALID_BODY",
+            `Invalid file "${
+              filename.slice(0, 200)
+            }" of the directory upload: expected "${directory}/" and a relative path of bare names`,
+          );
+        }
+        current = "file";
+        await sink.entry(path.data);
+      } else if (name === "signature" && !hasFile && signatureText === "" && filename === null) {
         current = "signature";
       } else if (name === "file" && !hasFile && filename !== null) {
         const parsed = ArtifactNameSchema.safeParse(filename);
@@ -183,7 +243,7 @@ async function readForm(
           "INVALID_BODY",
           `Unexpected part "${
             name.slice(0, 40)
-          }": send an optional "signature" then one "file" part`,
+          }": send an optional "signature" then one "file" part (or one per file of a directory)`,
         );
       }
     } else if (event.kind === "data") {
