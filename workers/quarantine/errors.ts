@@ -52,6 +52,12 @@ export type FailureClass =
   | "UNSIGNED"
   | "UNTRUSTED_SIGNER"
   | "BAD_SIGNATURE"
+  /** A model signing bundle that is malformed, keyless (not checkable offline), signs another
+   * digest, or covers a directory. */
+  | "BUNDLE_INVALID"
+  | "KEYLESS_UNSUPPORTED"
+  | "DIGEST_MISMATCH"
+  | "BUNDLE_UNSUPPORTED"
   | "SCAN_THREAT"
   | "SCAN_INVALID"
   | "FORMAT_MISMATCH"

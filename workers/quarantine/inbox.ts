@@ -22,9 +22,10 @@ import { TREE_LIMITS, treeIdentityOf, walkTree } from "../../runtime/kit/tree.ts
 import {
   ArtifactNameSchema,
   type ArtifactSignature,
-  ArtifactSignatureSchema,
   MAX_DIRECTORY_FILES,
+  MAX_SIGNATURE_BUNDLE_BYTES,
   type ModelFormat,
+  parseSignatureText,
   TicketSchema,
 } from "./api.ts";
 import { QuarantineError } from "./errors.ts";
@@ -517,7 +518,7 @@ class SidecarError extends Error {
   }
 }
 
-async function readSidecar(path: string): Promise<string | null> {
+async function readSidecar(path: string, maxBytes = MAX_SIDECAR_BYTES): Promise<string | null> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(path);
@@ -529,8 +530,8 @@ async function readSidecar(path: string): Promise<string | null> {
   if (!info.isFile || (info.nlink ?? 1) !== 1) {
     throw new SidecarError(`Sidecar "${name}" is not a single-link regular file`);
   }
-  if (info.size > MAX_SIDECAR_BYTES) {
-    throw new SidecarError(`Sidecar "${name}" is larger than ${MAX_SIDECAR_BYTES} bytes`);
+  if (info.size > maxBytes) {
+    throw new SidecarError(`Sidecar "${name}" is larger than ${maxBytes} bytes`);
   }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
@@ -562,18 +563,12 @@ async function readTicketSidecar(path: string): Promise<string | null> {
 }
 
 async function readSignatureSidecar(path: string): Promise<ArtifactSignature | null> {
-  const text = await readSidecar(path);
+  // A model signing bundle is larger than our own signature form.
+  const text = await readSidecar(path, MAX_SIGNATURE_BUNDLE_BYTES);
   if (text === null) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    if (error instanceof SyntaxError) throw new SidecarError("The .sig.json sidecar is not JSON");
-    throw error;
-  }
-  const parsed = ArtifactSignatureSchema.safeParse(value);
-  if (!parsed.success) throw new SidecarError("The .sig.json sidecar is not a valid signature");
-  return parsed.data;
+  const parsed = parseSignatureText(text);
+  if (typeof parsed === "string") throw new SidecarError(`The .sig.json sidecar: ${parsed}`);
+  return parsed;
 }
 
 async function refuse(dir: string, name: string, reason: string): Promise<void> {

@@ -1,15 +1,42 @@
 /**
  * Stage 4 — provenance (spec 13 §3; weakness 6: signatures must be real and every error
- * fatal). A detached Ed25519 signature, when present, must come from a key in
- * `quarantine.trustedKeys` and verify over the artifact's SHA-256 and size
- * (`signedMessage`); a bad or untrusted signature fails, it is never ignored. Without one:
+ * fatal). A detached signature, when present, is either ours (Ed25519 over the artifact's
+ * SHA-256 and size, `signedMessage`) or an OpenSSF model signing bundle (`model_signing sign
+ * key`, EC key); either must come from a key in `quarantine.trustedKeys`. A bad, untrusted
+ * or unverifiable (keyless) signature fails, it is never ignored. Without one:
  * fails when `quarantine.requireSignature` or the source rule requires a signature, else
  * passes as `none` (local) or `recorded` (origin URL kept) — never labelled "verified".
  * The promotion policy sees which, and may refuse unsigned models.
  * @module
  */
 import { signedMessage } from "../api.ts";
-import { fail, pass, type Stage, type StageOutcome } from "./stage.ts";
+import { verifyModelSigningBundle } from "./model_signing.ts";
+import { fail, pass, type Stage, type StageContext, type StageOutcome } from "./stage.ts";
+
+/** An OpenSSF model signing bundle over a single file (see `model_signing.ts`). */
+function verifyBundle(
+  bundle: string,
+  at: { ctx: StageContext; sha256: string },
+): StageOutcome {
+  const { ctx, sha256 } = at;
+  if (ctx.artifact.kind !== "file") {
+    return fail("provenance", {
+      code: "BUNDLE_UNSUPPORTED",
+      message: "Model signing bundles are checked for single files; a signed directory is not " +
+        "supported yet",
+    });
+  }
+  const keys = ctx.config.trustedKeys.flatMap((k) =>
+    "publicKeyPem" in k ? [{ id: k.id, publicKeyPem: k.publicKeyPem }] : []
+  );
+  const verdict = verifyModelSigningBundle(bundle, { sha256, keys });
+  if (!verdict.ok) return fail("provenance", { code: verdict.code, message: verdict.message });
+  return pass(
+    { provenance: "verified", signer: verdict.signer },
+    `OpenSSF model signing bundle (${verdict.format}) for "${verdict.signedName}" verified ` +
+      `with key "${verdict.signer}"`,
+  );
+}
 
 function fromBase64(text: string): Uint8Array<ArrayBuffer> {
   const binary = atob(text);
@@ -23,7 +50,8 @@ export const provenanceStage: Stage = {
   name: "provenance",
   describeInput: (ctx) => ({
     signed: ctx.signature !== null,
-    keyId: ctx.signature?.keyId ?? null,
+    algorithm: ctx.signature?.algorithm ?? null,
+    keyId: ctx.signature?.algorithm === "ed25519" ? ctx.signature.keyId : null,
     sha256: ctx.facts.sha256 ?? null,
   }),
   async run(ctx): Promise<StageOutcome> {
@@ -50,11 +78,15 @@ export const provenanceStage: Stage = {
           : "Unsigned: origin URL recorded, no signature verified",
       );
     }
+    if (signature.algorithm === "sigstore-bundle") {
+      return verifyBundle(signature.bundle, { ctx, sha256 });
+    }
     const key = ctx.config.trustedKeys.find((k) => k.id === signature.keyId);
-    if (key === undefined) {
+    if (key === undefined || !("publicKey" in key)) {
       return fail("provenance", {
         code: "UNTRUSTED_SIGNER",
-        message: `Signature key "${signature.keyId}" is not in quarantine.trustedKeys`,
+        message:
+          `Signature key "${signature.keyId}" is not an Ed25519 key in quarantine.trustedKeys`,
       });
     }
     const publicKey = await crypto.subtle.importKey(
