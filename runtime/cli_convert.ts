@@ -8,8 +8,9 @@
  * @module
  */
 import { z } from "zod";
+import { ScanReportSchema } from "../workers/quarantine/api.ts";
 import { parseArgs, UsageError } from "./cli_args.ts";
-import { openScanSession, SCAN_LIBRARIES, ScanReportSchema, scanStaged } from "./cli_scan.ts";
+import { openScanSession, SCAN_LIBRARIES, scanStaged } from "./cli_scan.ts";
 import { ConvertError, writeSafetensors } from "./kit/safetensors.ts";
 import { print } from "./log.ts";
 

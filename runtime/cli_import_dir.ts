@@ -105,28 +105,11 @@ export async function uploadDirectory(
 ): Promise<string> {
   const { uploadId } = await quarantine.call("uploadBegin", { filename: name, kind: "directory" });
   try {
-    const buffer = new Uint8Array(MAX_CHUNK_BYTES);
     for (const entry of plan.files) {
       await quarantine.call("uploadEntry", { uploadId, path: entry.path, size: entry.size });
       const file = await Deno.open(`${plan.root}/${entry.path}`, { read: true });
       try {
-        let offset = 0;
-        for (;;) {
-          let filled = 0;
-          while (filled < buffer.length) {
-            const n = await file.read(buffer.subarray(filled));
-            if (n === null) break;
-            filled += n;
-          }
-          if (filled === 0) break;
-          await quarantine.call("uploadChunk", {
-            uploadId,
-            offset,
-            data: buffer.subarray(0, filled),
-          });
-          offset += filled;
-          if (filled < buffer.length) break;
-        }
+        await sendChunks(quarantine, { uploadId, file });
       } finally {
         file.close();
       }
@@ -135,5 +118,43 @@ export async function uploadDirectory(
   } catch (error) {
     await quarantine.call("uploadAbort", { uploadId }).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Where {@link sendChunks} sends bytes from and to. */
+export interface ChunkSource {
+  /** The open upload (for a directory: its current entry). */
+  uploadId: string;
+  /** Read from its current position to its end; not closed. */
+  file: Deno.FsFile;
+}
+
+/**
+ * Sends a file's bytes to an upload in order, in full chunks of {@link MAX_CHUNK_BYTES}
+ * (the last one shorter), shared by `secai import FILE` and `secai import DIR`.
+ * @param quarantine the quarantine contract
+ * @param source the upload and the file
+ */
+export async function sendChunks(
+  quarantine: RpcClient<typeof quarantineApi>,
+  source: ChunkSource,
+): Promise<void> {
+  const buffer = new Uint8Array(MAX_CHUNK_BYTES);
+  let offset = 0;
+  for (;;) {
+    let filled = 0;
+    while (filled < buffer.length) {
+      const n = await source.file.read(buffer.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    if (filled === 0) break;
+    await quarantine.call("uploadChunk", {
+      uploadId: source.uploadId,
+      offset,
+      data: buffer.subarray(0, filled),
+    });
+    offset += filled;
+    if (filled < buffer.length) break;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * `secai import` and `secai models`: models through the quarantine into the registry.
  *
- * - `import FILE|DIR [--detach] [--json] [--home DIR]` runs the whole pipeline on a local
+ * - `import FILE|DIR [--signature SIG] [--detach] [--json] [--home DIR]` runs the whole pipeline on a local
  *   file, or on a diffusion model directory (`cli_import_dir.ts`; scanned, never promoted).
  *   With SecAI Runtime running on the state dir, the file is dropped into the quarantine's
  *   inbox (`quarantine/incoming/`, the importer's path of spec 13 §2) with a ticket sidecar,
@@ -30,6 +30,7 @@ import {
   DirectoryImportError,
   type DirectoryPlan,
   planDirectoryImport,
+  sendChunks,
   uploadDirectory,
 } from "./cli_import_dir.ts";
 import { prepareHome, resolveHome } from "./home.ts";
@@ -43,9 +44,11 @@ import type { RpcClient } from "./kit/rpc.ts";
 import { VERSION } from "./version.ts";
 import {
   ArtifactNameSchema,
+  type ArtifactSignature,
   type Job,
   type JobSummary,
-  MAX_CHUNK_BYTES,
+  MAX_SIGNATURE_BUNDLE_BYTES,
+  parseSignatureText,
   quarantineApi,
 } from "../workers/quarantine/api.ts";
 import { type Model, registryApi } from "../workers/registry/api.ts";
@@ -66,7 +69,7 @@ const CLAIM_TIMEOUT_MS = 60_000;
 const POLL_MS = 250;
 
 const USAGE = `Usage:
-  secai import FILE|DIR [--detach] [--json] [--home DIR]
+  secai import FILE|DIR [--signature SIG] [--detach] [--json] [--home DIR]
   secai convert IN.pt OUT.safetensors [--json] [--home DIR] [--no-import]
   secai models [--all] [--json] [--home DIR]
   secai models revoke ID --reason TEXT [--json] [--home DIR]`;
@@ -91,6 +94,7 @@ async function importModel(argv: string[]): Promise<number> {
     home: "string",
     json: "boolean",
     detach: "boolean",
+    signature: "string",
   });
   if (positional.length !== 1) throw new UsageError(`Expected one FILE or URL\n${USAGE}`);
   const target = positional[0] as string;
@@ -135,6 +139,20 @@ async function importModel(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  let signature: ArtifactSignature | null = null;
+  if (typeof flags.signature === "string" && plan !== null) {
+    printError("secai: --signature is for a single file; signed directories are not supported yet");
+    return 1;
+  }
+  if (typeof flags.signature === "string") {
+    const text = await readSignatureFile(flags.signature);
+    const parsed = typeof text === "string" ? parseSignatureText(text) : "it cannot be read";
+    if (typeof parsed === "string") {
+      printError(`secai: cannot use the signature "${flags.signature}": ${parsed}`);
+      return 1;
+    }
+    signature = parsed;
+  }
   const home = await prepareHome(resolveHome(flags.home as string | undefined, Deno.env));
   const running = await findRunning(home);
   if (running !== null) {
@@ -143,6 +161,7 @@ async function importModel(argv: string[]): Promise<number> {
       path,
       plan,
       name,
+      signature,
       isJson,
       detach: flags.detach === true,
     });
@@ -150,7 +169,7 @@ async function importModel(argv: string[]): Promise<number> {
   return await withLocalControls(home, IMPORT_CONTROLS, async (supervisor) => {
     const quarantine = supervisor.client(quarantineApi);
     const id = plan === null
-      ? await uploadFile(quarantine, path, name, info.size)
+      ? await uploadFile(quarantine, { path, name, size: info.size, signature })
       : await uploadDirectory(quarantine, plan, name);
     progressLine(isJson, `Submitted "${name}" as quarantine job ${id}`);
     if (flags.detach === true) {
@@ -360,6 +379,7 @@ async function importIntoRunning(
     path: string;
     plan: DirectoryPlan | null;
     name: string;
+    signature: ArtifactSignature | null;
     isJson: boolean;
     detach: boolean;
   },
@@ -377,6 +397,9 @@ async function importIntoRunning(
   // Hidden while copying (dot-files are never artifacts); the ticket marks it complete.
   if (o.plan === null) await Deno.copyFile(o.path, partial);
   else await copyDirectory(o.plan, partial);
+  if (o.signature !== null) {
+    await writeFileAtomic(`${inbox}/.${o.name}.sig.json`, JSON.stringify(o.signature));
+  }
   await writeFileAtomic(`${inbox}/.${o.name}.ticket`, ticket);
   await Deno.rename(partial, `${inbox}/${o.name}`);
   progressLine(o.isJson, `Dropped "${o.name}" into the quarantine inbox (ticket ${ticket})`);
@@ -486,30 +509,32 @@ class ControlsNotReadyError extends Error {
   }
 }
 
+/** A signature file's text, or null when it is missing, too large or not UTF-8. */
+async function readSignatureFile(path: string): Promise<string | null> {
+  try {
+    const info = await Deno.stat(path);
+    if (!info.isFile || info.size > MAX_SIGNATURE_BUNDLE_BYTES) return null;
+    return new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof TypeError) return null;
+    throw error;
+  }
+}
+
 /** Streams a file to the quarantine in ≤ 1 MiB chunks; returns the job id. */
 async function uploadFile(
   quarantine: RpcClient<typeof quarantineApi>,
-  path: string,
-  name: string,
-  size: number,
+  o: { path: string; name: string; size: number; signature: ArtifactSignature | null },
 ): Promise<string> {
-  const { uploadId } = await quarantine.call("uploadBegin", { filename: name, size });
+  const { path, name, size } = o;
+  const { uploadId } = await quarantine.call("uploadBegin", {
+    filename: name,
+    size,
+    ...(o.signature ? { signature: o.signature } : {}),
+  });
   const file = await Deno.open(path, { read: true });
   try {
-    const buffer = new Uint8Array(MAX_CHUNK_BYTES);
-    let offset = 0;
-    for (;;) {
-      let filled = 0;
-      while (filled < buffer.length) {
-        const n = await file.read(buffer.subarray(filled));
-        if (n === null) break;
-        filled += n;
-      }
-      if (filled === 0) break;
-      await quarantine.call("uploadChunk", { uploadId, offset, data: buffer.subarray(0, filled) });
-      offset += filled;
-      if (filled < buffer.length) break;
-    }
+    await sendChunks(quarantine, { uploadId, file });
     return (await quarantine.call("uploadFinish", { uploadId })).id;
   } catch (error) {
     await quarantine.call("uploadAbort", { uploadId }).catch(() => undefined);

@@ -22,9 +22,10 @@
  * @module
  */
 import { z } from "zod";
-import { FindingSchema } from "../workers/quarantine/api.ts";
+import { FindingSchema, ScanReportSchema } from "../workers/quarantine/api.ts";
+import { jobFailure, verdictOf } from "./_scan_verdict.ts";
 import { parseArgs, UsageError } from "./cli_args.ts";
-import { type JobResult, MAX_JOB_FILES } from "./kit/sandbox_api.ts";
+import { MAX_JOB_FILES } from "./kit/sandbox_api.ts";
 import { print, printError } from "./log.ts";
 import { JobRunner } from "./sandbox/mod.ts";
 import { scanDirectory } from "./cli_scan_dir.ts";
@@ -39,15 +40,7 @@ export const SCAN_LIBRARIES = ["libyara.so.9"];
 /** A finding as printed. */
 export type PrintedFinding = z.infer<typeof FindingSchema>;
 
-/** The `static_scan` job's report, validated at this boundary. */
-export const ScanReportSchema = z.strictObject({
-  format: z.string().max(64),
-  verdict: z.enum(["clean", "threat", "invalid"]),
-  findings: z.array(FindingSchema).max(100_000),
-  bytesScanned: z.number().int().nonnegative(),
-  ms: z.number().nonnegative(),
-});
-/** A scan report. */
+/** A scan report of the `static_scan` job. */
 export type ScanReport = z.infer<typeof ScanReportSchema>;
 
 const RenderResultSchema = z.strictObject({
@@ -155,26 +148,6 @@ export async function openScanSession(options: { denoPath?: string } = {}): Prom
       await Deno.remove(home, { recursive: true });
     },
   };
-}
-
-function jobFailure(result: JobResult, what: string): PrintedFinding {
-  return {
-    stage: "scan",
-    rule: "scan.invalid",
-    severity: "high",
-    message: `The ${what} job ended "${result.status}"${
-      result.error ? `: ${result.error.code} ${result.error.message}` : ""
-    }`.slice(0, 2000),
-  };
-}
-
-function verdictOf(findings: readonly PrintedFinding[]): ScanLine["verdict"] {
-  const order = ["info", "low", "medium", "high", "critical"];
-  if (findings.some((f) => !f.rule.endsWith(".invalid") && order.indexOf(f.severity) >= 2)) {
-    return "threat";
-  }
-  if (findings.some((f) => f.rule.endsWith(".invalid"))) return "invalid";
-  return "clean";
 }
 
 /** Whether the template renderer runs on a file of this format. */

@@ -13,8 +13,12 @@
  * @module
  */
 import { z } from "zod";
-import { DirectoryReportSchema, type Finding, FindingSchema } from "../workers/quarantine/api.ts";
-import type { JobResult } from "./kit/sandbox_api.ts";
+import {
+  DirectoryReportSchema,
+  type Finding,
+  ScanReportSchema,
+} from "../workers/quarantine/api.ts";
+import { jobFailure, verdictOf } from "./_scan_verdict.ts";
 import { type TreeProblemCode, walkTree } from "./kit/tree.ts";
 import type { JobRunner } from "./sandbox/mod.ts";
 
@@ -25,15 +29,7 @@ const STATIC_SCAN = `${PROJECT_ROOT}/workers/quarantine/jobs/static_scan.ts`;
 const LIMITS = { timeoutMs: 600_000, heapMb: 1024, memMb: 4096, cpuSec: 600 };
 
 const DirectoryJobSchema = z.strictObject({ report: DirectoryReportSchema });
-const ScanJobSchema = z.strictObject({
-  report: z.strictObject({
-    format: z.string().max(64),
-    verdict: z.enum(["clean", "threat", "invalid"]),
-    findings: z.array(FindingSchema).max(100_000),
-    bytesScanned: z.number().int().nonnegative(),
-    ms: z.number().nonnegative(),
-  }),
-});
+const ScanJobSchema = z.strictObject({ report: ScanReportSchema });
 
 /** What a directory scan needs of a scan session (`cli_scan.ts`). */
 export interface DirectoryScanSession {
@@ -57,25 +53,6 @@ const PROBLEM_RULES: Readonly<Record<TreeProblemCode, string>> = {
   PATH_TOO_LONG: "diffusion.path_too_long",
   UNREADABLE: "diffusion.unreadable",
 };
-
-function verdictOf(findings: readonly Finding[]): DirectoryScanLine["verdict"] {
-  const order = ["info", "low", "medium", "high", "critical"];
-  if (findings.some((f) => !f.rule.endsWith(".invalid") && order.indexOf(f.severity) >= 2)) {
-    return "threat";
-  }
-  return findings.some((f) => f.rule.endsWith(".invalid")) ? "invalid" : "clean";
-}
-
-function jobFailure(result: JobResult, what: string): Finding {
-  return {
-    stage: "scan",
-    rule: "scan.invalid",
-    severity: "high",
-    message: `The ${what} job ended "${result.status}"${
-      result.error ? `: ${result.error.code} ${result.error.message}` : ""
-    }`.slice(0, 2000),
-  };
-}
 
 /**
  * Scans one directory.

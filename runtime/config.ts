@@ -108,7 +108,8 @@ auth:
 
 # Model quarantine (every key optional; see workers/quarantine/api.ts for all of them):
 # maxArtifactBytes, allowedFormats [gguf, safetensors], requireSignature (false),
-# trustedKeys [{id, publicKey}] (Ed25519, base64), sources [{urlPrefix, formats,
+# trustedKeys [{id, publicKey}] (Ed25519, base64) or [{id, publicKeyPem}] (EC key of OpenSSF
+# model signing bundles), sources [{urlPrefix, formats,
 # requireSignature}], pins [{name, format, filename, sha256, sizeBytes, blocked, ...}],
 # inboxPollMs (5000), stageTimeoutMs, scanHeapMb, scanMemMb.
 quarantine: {}

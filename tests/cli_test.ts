@@ -2,20 +2,8 @@
  * The `secai` launcher and CLI as a user runs them, and the README commands CI executes.
  */
 import assert, { equal, match } from "node:assert/strict";
+import { SECAI, secai } from "./_cli.ts";
 import { PROJECT_ROOT } from "./_system.ts";
-
-const SECAI = `${PROJECT_ROOT}/secai`;
-
-async function run(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(SECAI, {
-    args,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** Reads a child's stderr until a line matches; returns the text so far. */
 async function waitForLine(
@@ -44,7 +32,7 @@ async function isExited(child: Deno.ChildProcess): Promise<boolean> {
 }
 
 Deno.test("secai version prints the version and exits 0", async () => {
-  const r = await run(["version", "--json"]);
+  const r = await secai(["version", "--json"]);
   equal(r.code, 0);
   match(JSON.parse(r.stdout).version, /^\d+\.\d+\.\d+$/);
 });
@@ -57,7 +45,7 @@ const usage: { args: string[]; mentions: string }[] = [
 ];
 for (const u of usage) {
   Deno.test(`secai ${u.args.join(" ")} is a usage error (exit 2)`, async () => {
-    const r = await run(u.args);
+    const r = await secai(u.args);
     equal(r.code, 2);
     assert(r.stderr.includes(u.mentions), r.stderr);
   });
@@ -67,7 +55,7 @@ Deno.test("secai start refuses an invalid config with the field path (exit 1)", 
   const home = await Deno.makeTempDir({ prefix: "secai-cli-" });
   try {
     await Deno.writeTextFile(`${home}/config.yaml`, "gateway:\n  port: nope\n");
-    const r = await run(["start", "--home", home]);
+    const r = await secai(["start", "--home", home]);
     equal(r.code, 1);
     assert(r.stderr.includes('at "gateway.port"'), r.stderr);
   } finally {
@@ -93,13 +81,13 @@ Deno.test("secai start serves the system; status sees it; SIGTERM stops it in or
     equal(health.status, 200);
     await health.body?.cancel();
 
-    const status = await run(["status", "--home", home, "--json"]);
+    const status = await secai(["status", "--home", home, "--json"]);
     equal(status.code, 0, status.stderr);
     const body = JSON.parse(status.stdout);
     equal(body.ready, true);
     assert(body.controls.some((c: { name: string }) => c.name === "policy"));
 
-    const second = await run(["start", "--home", home]);
+    const second = await secai(["start", "--home", home]);
     equal(second.code, 1);
     assert(second.stderr.includes("another instance"), second.stderr);
 
@@ -108,7 +96,7 @@ Deno.test("secai start serves the system; status sees it; SIGTERM stops it in or
     const exit = await child.status;
     equal(exit.code, 0);
     assert(Date.now() - started < 5000);
-    const after = await run(["status", "--home", home]);
+    const after = await secai(["status", "--home", home]);
     equal(after.code, 1);
     assert(after.stdout.includes("not running"), after.stdout);
   } finally {

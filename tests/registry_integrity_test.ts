@@ -8,37 +8,9 @@ import { RpcError } from "../runtime/kit/errors.ts";
 import { auditQueryApi } from "../workers/audit/api.ts";
 import { quarantineApi } from "../workers/quarantine/api.ts";
 import { registryApi, registryResolveApi } from "../workers/registry/api.ts";
+import { flipByte, promoteUpload } from "./_registry.ts";
 import { eventually } from "./_system.ts";
-import {
-  type PipelineSystem,
-  safetensorsFile,
-  settle,
-  startPipeline,
-  upload,
-} from "./quarantine/_system.ts";
-
-async function promote(sys: PipelineSystem, filename: string, bytes: Uint8Array): Promise<string> {
-  const q = sys.supervisor.client(quarantineApi);
-  const job = await settle(q, await upload(q, filename, bytes));
-  equal(job.state, "promoted", JSON.stringify(job.error));
-  return job.modelId as string;
-}
-
-/** Flips one byte of a promoted blob, as an attacker with write access to the store would. */
-async function tamper(path: string, offset: number): Promise<void> {
-  await Deno.chmod(path, 0o644);
-  const file = await Deno.open(path, { read: true, write: true });
-  try {
-    const byte = new Uint8Array(1);
-    await file.seek(offset, Deno.SeekMode.Start);
-    await file.read(byte);
-    byte[0] = (byte[0] as number) ^ 0xff;
-    await file.seek(offset, Deno.SeekMode.Start);
-    await file.write(byte);
-  } finally {
-    file.close();
-  }
-}
+import { safetensorsFile, settle, startPipeline, upload } from "./quarantine/_system.ts";
 
 function rpcCode(error: unknown): string {
   assert(error instanceof RpcError, String(error));
@@ -49,13 +21,13 @@ Deno.test("resolve re-hashes before every load and refuses a model tampered with
   const sys = await startPipeline();
   try {
     const bytes = safetensorsFile({ "model.w": [4096] });
-    const id = await promote(sys, "resolve-me.safetensors", bytes);
+    const id = await promoteUpload(sys, "resolve-me.safetensors", bytes);
     const resolver = sys.supervisor.client(registryResolveApi);
     const first = await resolver.call("resolve", { id });
     deepEqual(await Deno.readFile(first.path), bytes);
     equal(first.format, "safetensors");
 
-    await tamper(first.path, bytes.length - 100);
+    await flipByte(first.path, bytes.length - 100);
     const error = await resolver.call("resolve", { id }).then(() => null, (e: unknown) => e);
     equal(rpcCode(error), "INTEGRITY_MISMATCH");
 
@@ -91,7 +63,7 @@ Deno.test("resolve re-hashes before every load and refuses a model tampered with
 Deno.test("verify reports an intact model as verified and a missing blob as tampered", async () => {
   const sys = await startPipeline();
   try {
-    const id = await promote(sys, "verify-me.safetensors", safetensorsFile({ "v": [512] }));
+    const id = await promoteUpload(sys, "verify-me.safetensors", safetensorsFile({ "v": [512] }));
     const registry = sys.supervisor.client(registryApi);
     const ok1 = await registry.call("verify", { id });
     equal(ok1.status, "verified");
@@ -109,11 +81,11 @@ Deno.test("verify reports an intact model as verified and a missing blob as tamp
 Deno.test("the registry's timer re-verifies every model and revokes a tampered one on its own", async () => {
   const sys = await startPipeline({ sections: { registry: { firstVerifyDelayMs: 1_500 } } });
   try {
-    const intact = await promote(sys, "intact.safetensors", safetensorsFile({ "a": [256] }));
-    const victim = await promote(sys, "victim.safetensors", safetensorsFile({ "b": [256] }));
+    const intact = await promoteUpload(sys, "intact.safetensors", safetensorsFile({ "a": [256] }));
+    const victim = await promoteUpload(sys, "victim.safetensors", safetensorsFile({ "b": [256] }));
     const registry = sys.supervisor.client(registryApi);
     const model = await registry.call("get", { id: victim });
-    await tamper(`${sys.home}/registry/models/${model.sha256}.safetensors`, 200);
+    await flipByte(`${sys.home}/registry/models/${model.sha256}.safetensors`, 200);
     // Under load the first pass may already have run before both promotions finished; a
     // restarted registry schedules a fresh first pass, which must then find the tamper.
     sys.supervisor.kill("registry");
@@ -139,8 +111,8 @@ Deno.test("the registry's timer re-verifies every model and revokes a tampered o
 Deno.test("revoking a model removes it from loading and from the signed manifest", async () => {
   const sys = await startPipeline();
   try {
-    const keep = await promote(sys, "keep.safetensors", safetensorsFile({ "k": [128] }));
-    const drop = await promote(sys, "drop.safetensors", safetensorsFile({ "d": [128] }));
+    const keep = await promoteUpload(sys, "keep.safetensors", safetensorsFile({ "k": [128] }));
+    const drop = await promoteUpload(sys, "drop.safetensors", safetensorsFile({ "d": [128] }));
     const registry = sys.supervisor.client(registryApi);
     const revoked = await registry.call("revoke", { id: drop, reason: "vendor advisory 2026-11" });
     equal(revoked.revokedReason, "vendor advisory 2026-11");
@@ -210,7 +182,11 @@ Deno.test("the manifest export is signed with a persistent Ed25519 key and detec
   const home = await Deno.makeTempDir({ prefix: "secai-registry-" });
   let sys = await startPipeline({ home, keepHome: true });
   try {
-    const id = await promote(sys, "signed-manifest.safetensors", safetensorsFile({ "s": [64] }));
+    const id = await promoteUpload(
+      sys,
+      "signed-manifest.safetensors",
+      safetensorsFile({ "s": [64] }),
+    );
     const signed = await sys.supervisor.client(registryApi).call("exportManifest", {});
     ok(await verifies(signed));
     const manifest = JSON.parse(signed.manifest);

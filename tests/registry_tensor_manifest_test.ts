@@ -12,65 +12,33 @@ import { DatabaseSync } from "node:sqlite";
 import { digestFile } from "../runtime/kit/digest.ts";
 import { JobRunner } from "../runtime/sandbox/mod.ts";
 import { auditQueryApi } from "../workers/audit/api.ts";
-import { quarantineApi } from "../workers/quarantine/api.ts";
 import { deriveTensorFacts, type TensorFacts } from "../workers/quarantine/jobs/tensor_manifest.ts";
 import { FormatError } from "../workers/quarantine/scanners/errors.ts";
 import { type Model, registryApi } from "../workers/registry/api.ts";
 import { RegistryError } from "../workers/registry/errors.ts";
 import { fingerprintOf, manifestFromFacts } from "../workers/registry/tensor_manifest.ts";
 import { setUpSession } from "./_auth.ts";
+import { withFiles } from "./_files.ts";
+import { flipByte, promoteUpload } from "./_registry.ts";
 import { PROJECT_ROOT } from "./_system.ts";
 import { tinyGguf } from "./fixtures/llm/tiny_gguf.ts";
 import { promote as promoteGguf, startInferenceSystem, tinyModel } from "./inference/_system.ts";
 import { llamaKv, llamaTensors } from "./quarantine/_corpus.ts";
-import {
-  type PipelineSystem,
-  safetensorsFile,
-  settle,
-  startPipeline,
-  upload,
-} from "./quarantine/_system.ts";
+import { type PipelineSystem, safetensorsFile, startPipeline } from "./quarantine/_system.ts";
 import { f32Weights, ggufString, le, writeGguf } from "./quarantine/_writers.ts";
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** Writes bytes to a fresh temp file and runs `fn` on its path. */
-async function withFile<T>(bytes: Uint8Array, fn: (path: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "secai-tensors-" });
-  try {
-    await Deno.writeFile(`${dir}/model`, bytes);
-    return await fn(`${dir}/model`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 function facts(bytes: Uint8Array, format = "gguf"): Promise<TensorFacts> {
-  return withFile(bytes, (path) => deriveTensorFacts(path, format));
+  return withFiles({ model: bytes }, (dir) => deriveTensorFacts(`${dir}/model`, format));
 }
 
 async function fingerprint(bytes: Uint8Array): Promise<string> {
   const f = await facts(bytes);
   return manifestFromFacts(f, { format: "gguf", sha256: sha256(bytes), size: bytes.length })
     .fingerprint;
-}
-
-/** Flips one byte of a promoted blob, as an attacker with write access to the store would. */
-async function flipByte(path: string, offset: number): Promise<void> {
-  await Deno.chmod(path, 0o644);
-  const file = await Deno.open(path, { read: true, write: true });
-  try {
-    const byte = new Uint8Array(1);
-    await file.seek(offset, Deno.SeekMode.Start);
-    await file.read(byte);
-    byte[0] = (byte[0] as number) ^ 0xff;
-    await file.seek(offset, Deno.SeekMode.Start);
-    await file.write(byte);
-  } finally {
-    file.close();
-  }
 }
 
 // ---- the job's facts and the fingerprint (in process) -----------------------------------
@@ -332,10 +300,8 @@ async function promoteSafetensors(
   filename: string,
   bytes: Uint8Array,
 ): Promise<Model> {
-  const q = sys.supervisor.client(quarantineApi);
-  const job = await settle(q, await upload(q, filename, bytes));
-  equal(job.state, "promoted", JSON.stringify(job.error));
-  return await sys.supervisor.client(registryApi).call("get", { id: job.modelId as string });
+  const id = await promoteUpload(sys, filename, bytes);
+  return await sys.supervisor.client(registryApi).call("get", { id });
 }
 
 Deno.test("promotion records a safetensors manifest and verify names exactly the tensor whose byte was flipped", async () => {

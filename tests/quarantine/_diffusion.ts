@@ -202,6 +202,36 @@ export interface Malformation {
   limits?: Record<string, number>;
 }
 
+/** A stage-2 malformation that replaces the file `member` of the benign layout with `bytes()`. */
+function rewritten(
+  name: string,
+  member: string,
+  rule: string,
+  bytes: () => Uint8Array,
+): Malformation {
+  return {
+    name,
+    apply: (root) => Deno.writeFile(`${root}/${member}`, bytes()),
+    stage: 2,
+    rule,
+    member,
+  };
+}
+
+/** A stage-2 malformation that cuts the last `cut` bytes off the file `member`. */
+function truncated(name: string, member: string, rule: string, cut: number): Malformation {
+  return {
+    name,
+    apply: async (root) => {
+      const bytes = await Deno.readFile(`${root}/${member}`);
+      await Deno.writeFile(`${root}/${member}`, bytes.subarray(0, bytes.length - cut));
+    },
+    stage: 2,
+    rule,
+    member,
+  };
+}
+
 /** Every malformation, each caught with its own rule and path. */
 export const MALFORMATIONS: readonly Malformation[] = [
   {
@@ -225,14 +255,12 @@ export const MALFORMATIONS: readonly Malformation[] = [
     rule: "diffusion.suffix_not_allowed",
     member: "vae/pipeline.py",
   },
-  {
-    name: "a pickle checkpoint beside the safetensors",
-    apply: (root) =>
-      Deno.writeFile(`${root}/vae/diffusion_pytorch_model.bin`, Uint8Array.of(0x80, 2, 0x2e)),
-    stage: 2,
-    rule: "diffusion.suffix_not_allowed",
-    member: "vae/diffusion_pytorch_model.bin",
-  },
+  rewritten(
+    "a pickle checkpoint beside the safetensors",
+    "vae/diffusion_pytorch_model.bin",
+    "diffusion.suffix_not_allowed",
+    () => Uint8Array.of(0x80, 2, 0x2e),
+  ),
   {
     name: "no model_index.json",
     apply: (root) => Deno.remove(`${root}/model_index.json`),
@@ -240,171 +268,103 @@ export const MALFORMATIONS: readonly Malformation[] = [
     rule: "diffusion.model_index_missing",
     member: "model_index.json",
   },
-  {
-    name: "a model_index.json without a valid _class_name",
-    apply: (root) =>
-      Deno.writeFile(`${root}/model_index.json`, json(modelIndex({ _class_name: "9Pipeline;rm" }))),
-    stage: 2,
-    rule: "diffusion.model_index.invalid",
-    member: "model_index.json",
-  },
-  {
-    name: "a model_index.json larger than 1 MiB",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/model_index.json`,
-        json(modelIndex({ _comment: "x".repeat(1 << 20) })),
-      ),
-    stage: 2,
-    rule: "diffusion.model_index.invalid",
-    member: "model_index.json",
-  },
-  {
-    name: "a forbidden key in model_index.json",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/model_index.json`,
-        json(modelIndex({ custom_pipeline: "evil_pipeline" })),
-      ),
-    stage: 2,
-    rule: "diffusion.forbidden_key",
-    member: "model_index.json",
-  },
-  {
-    name: "trust_remote_code in a component config",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/text_encoder/config.json`,
-        json({ architectures: ["CLIPTextModel"], auto: { trust_remote_code: true } }),
-      ),
-    stage: 2,
-    rule: "diffusion.forbidden_key",
-    member: "text_encoder/config.json",
-  },
-  {
-    name: "a URL in a JSON file",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/vae/config.json`,
-        json({ _class_name: "AutoencoderKL", weights: "https://evil.example/vae.bin" }),
-      ),
-    stage: 2,
-    rule: "diffusion.url",
-    member: "vae/config.json",
-  },
-  {
-    name: "a code marker in a JSON file",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/scheduler/scheduler_config.json`,
-        json({ _class_name: "X", hook: "__import__('os').system('id')" }),
-      ),
-    stage: 2,
-    rule: "diffusion.code_marker",
-    member: "scheduler/scheduler_config.json",
-  },
-  {
-    name: "an escaped byte string in a JSON file",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/tokenizer/tokenizer_config.json`,
-        enc.encode('{"x": "\\\\x90\\\\x90\\\\xcc"}'),
-      ),
-    stage: 2,
-    rule: "diffusion.code_marker",
-    member: "tokenizer/tokenizer_config.json",
-  },
-  {
-    name: "a JSON file with a duplicate key",
-    apply: (root) => Deno.writeFile(`${root}/vae/config.json`, enc.encode('{"a": 1, "a": 2}')),
-    stage: 2,
-    rule: "diffusion.json.invalid",
-    member: "vae/config.json",
-  },
-  {
-    name: "a component that is not [library, class]",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/model_index.json`,
-        json(modelIndex({ unet: ["my_lib.pipelines", "Unet"] })),
-      ),
-    stage: 2,
-    rule: "diffusion.bad_component",
-    member: "model_index.json",
-  },
-  {
-    name: "a component key that is a path",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/model_index.json`,
-        json(modelIndex({ "../vae": ["diffusers", "AutoencoderKL"] })),
-      ),
-    stage: 2,
-    rule: "diffusion.bad_component",
-    member: "model_index.json",
-  },
-  {
-    name: "a control character in tokenizer text",
-    apply: (root) =>
-      Deno.writeFile(`${root}/tokenizer/merges.txt`, enc.encode("#version: 0.2\nc a\u001b[31m\n")),
-    stage: 2,
-    rule: "diffusion.text.control_char",
-    member: "tokenizer/merges.txt",
-  },
-  {
-    name: "a NUL in tokenizer text",
-    apply: (root) =>
-      Deno.writeFile(`${root}/tokenizer/merges.txt`, enc.encode("#version: 0.2\nc\u0000a\n")),
-    stage: 2,
-    rule: "diffusion.text.control_char",
-    member: "tokenizer/merges.txt",
-  },
-  {
-    name: "tokenizer text that is not UTF-8",
-    apply: (root) =>
-      Deno.writeFile(`${root}/tokenizer/merges.txt`, Uint8Array.of(0x63, 0x20, 0xc3, 0x28, 0x0a)),
-    stage: 2,
-    rule: "diffusion.text.invalid",
-    member: "tokenizer/merges.txt",
-  },
-  {
-    name: "a sentencepiece model that is not a valid protobuf",
-    apply: (root) => {
-      const model = sentencepieceModel();
-      // Cut inside the last message: its length now runs past the end of the file.
-      return Deno.writeFile(
-        `${root}/tokenizer_2/spiece.model`,
-        model.subarray(0, model.length - 3),
-      );
-    },
-    stage: 2,
-    rule: "diffusion.sentencepiece.invalid",
-    member: "tokenizer_2/spiece.model",
-  },
-  {
-    name: "a sentencepiece model without an unknown piece",
-    apply: (root) =>
-      Deno.writeFile(
-        `${root}/tokenizer_2/spiece.model`,
-        sentencepieceModel(PIECES.map(([p, s, t]) => [p, s, t === 2 ? 1 : t])),
-      ),
-    stage: 2,
-    rule: "diffusion.sentencepiece.invalid",
-    member: "tokenizer_2/spiece.model",
-  },
-  {
-    name: "a safetensors file with a broken header",
-    apply: async (root) => {
-      const bytes = await Deno.readFile(`${root}/vae/diffusion_pytorch_model.safetensors`);
-      return Deno.writeFile(
-        `${root}/vae/diffusion_pytorch_model.safetensors`,
-        bytes.subarray(0, bytes.length - 4),
-      );
-    },
-    stage: 2,
-    rule: "diffusion.safetensors.invalid",
-    member: "vae/diffusion_pytorch_model.safetensors",
-  },
+  rewritten(
+    "a model_index.json without a valid _class_name",
+    "model_index.json",
+    "diffusion.model_index.invalid",
+    () => json(modelIndex({ _class_name: "9Pipeline;rm" })),
+  ),
+  rewritten(
+    "a model_index.json larger than 1 MiB",
+    "model_index.json",
+    "diffusion.model_index.invalid",
+    () => json(modelIndex({ _comment: "x".repeat(1 << 20) })),
+  ),
+  rewritten(
+    "a forbidden key in model_index.json",
+    "model_index.json",
+    "diffusion.forbidden_key",
+    () => json(modelIndex({ custom_pipeline: "evil_pipeline" })),
+  ),
+  rewritten(
+    "trust_remote_code in a component config",
+    "text_encoder/config.json",
+    "diffusion.forbidden_key",
+    () => json({ architectures: ["CLIPTextModel"], auto: { trust_remote_code: true } }),
+  ),
+  rewritten(
+    "a URL in a JSON file",
+    "vae/config.json",
+    "diffusion.url",
+    () => json({ _class_name: "AutoencoderKL", weights: "https://evil.example/vae.bin" }),
+  ),
+  rewritten(
+    "a code marker in a JSON file",
+    "scheduler/scheduler_config.json",
+    "diffusion.code_marker",
+    () => json({ _class_name: "X", hook: "__import__('os').system('id')" }),
+  ),
+  rewritten(
+    "an escaped byte string in a JSON file",
+    "tokenizer/tokenizer_config.json",
+    "diffusion.code_marker",
+    () => enc.encode('{"x": "\\\\x90\\\\x90\\\\xcc"}'),
+  ),
+  rewritten(
+    "a JSON file with a duplicate key",
+    "vae/config.json",
+    "diffusion.json.invalid",
+    () => enc.encode('{"a": 1, "a": 2}'),
+  ),
+  rewritten(
+    "a component that is not [library, class]",
+    "model_index.json",
+    "diffusion.bad_component",
+    () => json(modelIndex({ unet: ["my_lib.pipelines", "Unet"] })),
+  ),
+  rewritten(
+    "a component key that is a path",
+    "model_index.json",
+    "diffusion.bad_component",
+    () => json(modelIndex({ "../vae": ["diffusers", "AutoencoderKL"] })),
+  ),
+  rewritten(
+    "a control character in tokenizer text",
+    "tokenizer/merges.txt",
+    "diffusion.text.control_char",
+    () => enc.encode("#version: 0.2\nc a\u001b[31m\n"),
+  ),
+  rewritten(
+    "a NUL in tokenizer text",
+    "tokenizer/merges.txt",
+    "diffusion.text.control_char",
+    () => enc.encode("#version: 0.2\nc\u0000a\n"),
+  ),
+  rewritten(
+    "tokenizer text that is not UTF-8",
+    "tokenizer/merges.txt",
+    "diffusion.text.invalid",
+    () => Uint8Array.of(0x63, 0x20, 0xc3, 0x28, 0x0a),
+  ),
+  // Cut inside the last message: its length now runs past the end of the file.
+  truncated(
+    "a sentencepiece model that is not a valid protobuf",
+    "tokenizer_2/spiece.model",
+    "diffusion.sentencepiece.invalid",
+    3,
+  ),
+  rewritten(
+    "a sentencepiece model without an unknown piece",
+    "tokenizer_2/spiece.model",
+    "diffusion.sentencepiece.invalid",
+    () => sentencepieceModel(PIECES.map(([p, s, t]) => [p, s, t === 2 ? 1 : t])),
+  ),
+  truncated(
+    "a safetensors file with a broken header",
+    "vae/diffusion_pytorch_model.safetensors",
+    "diffusion.safetensors.invalid",
+    4,
+  ),
   {
     name: "no safetensors file at all",
     apply: async (root) => {

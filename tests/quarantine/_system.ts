@@ -4,14 +4,18 @@
  * real sandboxed job runner, and writers of real-shaped model files.
  * @module
  */
+import { ok } from "node:assert/strict";
 import { type ControlSpecInput, DEFAULT_CONTROLS } from "../../runtime/manifest.ts";
 import { JobRunner } from "../../runtime/sandbox/mod.ts";
 import { Supervisor } from "../../runtime/supervisor.ts";
 import { ConfigSchema } from "../../runtime/config.ts";
 import { prepareHome } from "../../runtime/home.ts";
+import { cliToken } from "../_auth.ts";
 import { PROJECT_ROOT } from "../_system.ts";
 import { type Job, quarantineApi } from "../../workers/quarantine/api.ts";
 import type { RpcClient } from "../../runtime/kit/rpc.ts";
+import { authApi } from "../../workers/auth/api.ts";
+import { csrfTokenFor } from "../../workers/gateway/auth.ts";
 
 /** The controls the pipeline needs, exactly as shipped. */
 export const PIPELINE_CONTROLS: readonly string[] = ["audit", "policy", "registry", "quarantine"];
@@ -91,6 +95,47 @@ export async function startPipeline(options: PipelineSystemOptions = {}): Promis
     throw new Error(`System not ready: ${status.join("; ")}`);
   }
   return { supervisor, home, stop };
+}
+
+/** The gateway of a pipeline system and a signed-in dashboard session on it. */
+export interface SignedIn {
+  /** The gateway's origin. */
+  base: string;
+  /** Headers of a signed-in, same-origin dashboard request. */
+  session: Record<string, string>;
+  /** The CLI's read-only token. */
+  cliToken: string;
+}
+
+/**
+ * Signs in through the first-run setup (the auth contract, the setup code of the state dir)
+ * on a pipeline system that runs the gateway and auth controls.
+ * @param sys the system
+ * @param userAgent the client's user agent, as the session records it
+ */
+export async function signIn(sys: PipelineSystem, userAgent: string): Promise<SignedIn> {
+  const addr = await sys.supervisor.gatewayAddress();
+  ok(addr.transport === "tcp");
+  const base = `http://127.0.0.1:${addr.port}`;
+  const setupCode = (await Deno.readTextFile(`${sys.home}/auth/setup-code`)).trim();
+  const outcome = await sys.supervisor.client(authApi).call("setup", {
+    setupCode,
+    passphrase: "quarantine tests pass phrase 42",
+    device: null,
+    client: { address: "127.0.0.1", userAgent },
+  });
+  ok(outcome.ok, JSON.stringify(outcome));
+  const token = outcome.grant.session.token;
+  const csrf = csrfTokenFor(token);
+  return {
+    base,
+    session: {
+      cookie: `secai_session=${token}; secai_csrf=${csrf}`,
+      "x-csrf-token": csrf,
+      origin: base,
+    },
+    cliToken: await cliToken(sys.home),
+  };
 }
 
 /** Uploads a file's bytes over the quarantine contract, as the gateway and the CLI do. */

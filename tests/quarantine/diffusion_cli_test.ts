@@ -11,22 +11,9 @@ import {
   planDirectoryImport,
 } from "../../runtime/cli_import_dir.ts";
 import { digestTree } from "../../runtime/kit/tree.ts";
-import { PROJECT_ROOT } from "../_system.ts";
+import { secai } from "../_cli.ts";
 import { removeDiffusion, writeBenignDiffusion } from "./_diffusion.ts";
 import { benignSafetensors } from "./_system.ts";
-
-const SECAI = `${PROJECT_ROOT}/secai`;
-
-async function secai(args: string[]) {
-  const out = await new Deno.Command(SECAI, {
-    args,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("secai scan prints one clean diffusion-directory line for a benign directory, in argument order", async () => {
   const root = await writeBenignDiffusion("cli-sd");

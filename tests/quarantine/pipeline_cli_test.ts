@@ -4,21 +4,8 @@
  * in its own process (holding the instance lock), runs the pipeline and stops them.
  */
 import assert, { deepEqual, equal, match, ok } from "node:assert/strict";
-import { PROJECT_ROOT } from "../_system.ts";
+import { secai } from "../_cli.ts";
 import { benignSafetensors } from "./_system.ts";
-
-const SECAI = `${PROJECT_ROOT}/secai`;
-
-async function secai(args: string[]) {
-  const out = await new Deno.Command(SECAI, {
-    args,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("secai import runs the pipeline in-process; secai models lists and revokes the model", async () => {
   const home = await Deno.makeTempDir({ prefix: "secai-cli-import-" });

@@ -10,9 +10,7 @@ import { planDirectoryImport, uploadDirectory } from "../../runtime/cli_import_d
 import { RpcError } from "../../runtime/kit/errors.ts";
 import { digestTree } from "../../runtime/kit/tree.ts";
 import { DEFAULT_CONTROLS } from "../../runtime/manifest.ts";
-import { authApi } from "../../workers/auth/api.ts";
 import { auditQueryApi } from "../../workers/audit/api.ts";
-import { csrfTokenFor } from "../../workers/gateway/auth.ts";
 import { type Job, type JobSummary, quarantineApi } from "../../workers/quarantine/api.ts";
 import { registryApi } from "../../workers/registry/api.ts";
 import {
@@ -21,7 +19,7 @@ import {
   removeDiffusion,
   writeBenignDiffusion,
 } from "./_diffusion.ts";
-import { type PipelineSystem, settle, startPipeline } from "./_system.ts";
+import { type PipelineSystem, settle, signIn, startPipeline } from "./_system.ts";
 
 async function uploadDir(sys: PipelineSystem, root: string): Promise<Job> {
   const q = sys.supervisor.client(quarantineApi);
@@ -234,23 +232,10 @@ Deno.test("a directory upload refuses bad entry paths, chunks out of order and a
 Deno.test("a directory uploaded over HTTP as multipart runs the pipeline; a part outside it is refused", async () => {
   const sys = await startPipeline({ controls: DEFAULT_CONTROLS });
   try {
-    const addr = await sys.supervisor.gatewayAddress();
-    ok(addr.transport === "tcp");
-    const base = `http://127.0.0.1:${addr.port}`;
-    const outcome = await sys.supervisor.client(authApi).call("setup", {
-      setupCode: (await Deno.readTextFile(`${sys.home}/auth/setup-code`)).trim(),
-      passphrase: "diffusion tests pass phrase 42",
-      device: null,
-      client: { address: "127.0.0.1", userAgent: "pipeline_diffusion_test" },
-    });
-    ok(outcome.ok, JSON.stringify(outcome));
-    const token = outcome.grant.session.token;
-    const csrf = csrfTokenFor(token);
+    const { base, session } = await signIn(sys, "pipeline_diffusion_test");
     const boundary = "----secaiDiffusion7";
     const headers = {
-      cookie: `secai_session=${token}; secai_csrf=${csrf}`,
-      "x-csrf-token": csrf,
-      origin: base,
+      ...session,
       "content-type": `multipart/form-data; boundary=${boundary}`,
     };
     const enc = new TextEncoder();

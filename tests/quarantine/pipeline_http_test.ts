@@ -5,51 +5,12 @@
  * cancel, the registry's list, signed manifest, verify and revoke — and the refusals.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { authApi } from "../../workers/auth/api.ts";
-import { csrfTokenFor } from "../../workers/gateway/auth.ts";
 import type { Job, JobSummary } from "../../workers/quarantine/api.ts";
 import type { Model } from "../../workers/registry/api.ts";
 import { DEFAULT_CONTROLS } from "../../runtime/manifest.ts";
-import {
-  benignSafetensors,
-  type PipelineSystem,
-  startPipeline,
-  writeBigSafetensors,
-} from "./_system.ts";
+import { benignSafetensors, signIn, startPipeline, writeBigSafetensors } from "./_system.ts";
 
 const MAX_BYTES = 80 << 20;
-
-interface Client {
-  base: string;
-  /** Headers of a signed-in, same-origin dashboard request. */
-  session: Record<string, string>;
-  cliToken: string;
-}
-
-async function signIn(sys: PipelineSystem): Promise<Client> {
-  const addr = await sys.supervisor.gatewayAddress();
-  ok(addr.transport === "tcp");
-  const base = `http://127.0.0.1:${addr.port}`;
-  const setupCode = (await Deno.readTextFile(`${sys.home}/auth/setup-code`)).trim();
-  const outcome = await sys.supervisor.client(authApi).call("setup", {
-    setupCode,
-    passphrase: "quarantine tests pass phrase 42",
-    device: null,
-    client: { address: "127.0.0.1", userAgent: "pipeline_http_test" },
-  });
-  ok(outcome.ok, JSON.stringify(outcome));
-  const token = outcome.grant.session.token;
-  const csrf = csrfTokenFor(token);
-  return {
-    base,
-    session: {
-      cookie: `secai_session=${token}; secai_csrf=${csrf}`,
-      "x-csrf-token": csrf,
-      origin: base,
-    },
-    cliToken: (await Deno.readTextFile(`${sys.home}/auth/cli-token`)).trim(),
-  };
-}
 
 function multipart(
   filename: string,
@@ -94,7 +55,7 @@ Deno.test("models are uploaded, followed, inspected, verified and revoked over H
     sections: { quarantine: { maxArtifactBytes: MAX_BYTES } },
   });
   try {
-    const c = await signIn(sys);
+    const c = await signIn(sys, "pipeline_http_test");
     let promoted: Job | undefined;
 
     await t.step(

@@ -13,6 +13,7 @@ import {
   type ScanSession,
 } from "../../runtime/cli_scan.ts";
 import type { JobSpec } from "../../runtime/sandbox/mod.ts";
+import { withFiles } from "../_files.ts";
 import {
   benignGguf,
   benignSafetensors,
@@ -40,17 +41,15 @@ async function observedSession(): Promise<{ session: ScanSession; jobs: string[]
   return { session, jobs };
 }
 
-async function withFiles(
+/** Writes the files, in order, to a temp dir and runs `fn` on their paths. */
+function withPaths(
   files: [name: string, bytes: Uint8Array][],
   fn: (paths: string[]) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "secai-scan-batch-test-" });
-  try {
-    for (const [name, bytes] of files) await Deno.writeFile(`${dir}/${name}`, bytes);
-    await fn(files.map(([name]) => `${dir}/${name}`));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withFiles(
+    Object.fromEntries(files),
+    (dir) => fn(files.map(([name]) => `${dir}/${name}`)),
+  );
 }
 
 /** Scans with and without batching; returns both runs' lines (without `ms`) and jobs. */
@@ -105,7 +104,7 @@ Deno.test("scanFiles() gives many files in batch jobs the same lines as one job 
     ["empty.bin", new Uint8Array(0)],
     ["proto0.pkl", new PickleWriter().raw(0x5d).stop().done()],
   ];
-  await withFiles(files, async (paths) => {
+  await withPaths(files, async (paths) => {
     const all = [...paths.slice(0, 5), "/nonexistent/model.gguf", ...paths.slice(5)];
     const { batched, alone, batchJobs, aloneJobs } = await bothWays(all);
     assert.deepEqual(batched, alone);
@@ -135,7 +134,7 @@ Deno.test("scanFiles() gives many files in batch jobs the same lines as one job 
 });
 
 Deno.test("scanFiles() reports a file that makes the batch job fail and keeps the others' results", async () => {
-  await withFiles(
+  await withPaths(
     [
       ["a.gguf", benignGguf()],
       ["locked.safetensors", benignSafetensors()],
@@ -165,7 +164,7 @@ Deno.test("scanFiles() scans a file again on its own when the renderer batch job
     kv: llamaKv("{% for i in range(400000000) %}{% endfor %}{{ messages[0]['content'] }}"),
     tensors: llamaTensors(),
   });
-  await withFiles(
+  await withPaths(
     [["a.gguf", benignGguf()], ["bomb.gguf", bomb], ["b.safetensors", benignSafetensors()]],
     async (paths) => {
       const { batched, alone, batchJobs } = await bothWays(paths);
@@ -191,7 +190,7 @@ Deno.test("scanFiles() scans a file again on its own when the renderer batch job
 });
 
 Deno.test("scanFiles() scans a file past its deadline in the batch again on its own", async () => {
-  await withFiles(
+  await withPaths(
     [["evil.pkl", evilPickle().bytes], ["zeros.xz", readFixture("zeros.xz")]],
     async (paths) => {
       // Inflating 16 MiB cannot finish within 1 ms: the batch job stops that file at its

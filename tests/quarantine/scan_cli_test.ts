@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { JobRunner, SandboxError } from "../../runtime/sandbox/mod.ts";
+import { withFiles } from "../_files.ts";
 import {
   benignGguf,
   benignSafetensors,
@@ -47,21 +48,6 @@ async function secai(
     lines: text === "" ? [] : text.split("\n").map((line) => JSON.parse(line)),
     stderr: new TextDecoder().decode(out.stderr),
   };
-}
-
-async function withFiles(
-  files: Record<string, Uint8Array>,
-  fn: (dir: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "secai-scan-cli-test-" });
-  try {
-    for (const [name, bytes] of Object.entries(files)) {
-      await Deno.writeFile(`${dir}/${name}`, bytes);
-    }
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("secai scan --json prints one line per file and exits 0 when all are clean", async () => {

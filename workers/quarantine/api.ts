@@ -119,6 +119,18 @@ export const DirectoryReportSchema = z.strictObject({
 /** A directory report. */
 export type DirectoryReport = z.infer<typeof DirectoryReportSchema>;
 
+/**
+ * What the sandboxed `static_scan` job reports on an artifact (stage 5 and `secai scan`;
+ * `ScanReport` of `scanners/types.ts`), validated by its callers.
+ */
+export const ScanReportSchema = z.strictObject({
+  format: z.string().max(64),
+  verdict: z.enum(["clean", "threat", "invalid"]),
+  findings: z.array(FindingSchema).max(100_000),
+  bytesScanned: z.number().int().nonnegative(),
+  ms: z.number().nonnegative(),
+});
+
 /** Lifecycle of a job. Terminal: promoted, rejected, cancelled. */
 export const JobStateSchema = z.enum([
   "queued",
@@ -189,8 +201,8 @@ export const ArtifactNameSchema = z.string().min(1).max(255).regex(
   "expected a bare file name of letters, digits and . _ + - ( ) [ ]",
 );
 
-/** A detached signature of an artifact (optional sidecar; verified by the provenance stage). */
-export const ArtifactSignatureSchema = z.strictObject({
+/** Our own detached signature: Ed25519 over {@link signedMessage}. */
+export const Ed25519SignatureSchema = z.strictObject({
   version: z.literal(1),
   algorithm: z.literal("ed25519"),
   /** Id of a key in `quarantine.trustedKeys`. */
@@ -198,8 +210,51 @@ export const ArtifactSignatureSchema = z.strictObject({
   /** Base64 of the 64-byte Ed25519 signature over {@link signedMessage}. */
   signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/),
 });
+
+/** Largest OpenSSF model signing bundle accepted (one file's bundle is a few KiB). */
+export const MAX_SIGNATURE_BUNDLE_BYTES = 256 * 1024;
+
+/**
+ * An OpenSSF model signing bundle (`model_signing sign key`, a Sigstore v0.3 bundle), kept
+ * as the text it arrived as; verified by the provenance stage against an EC trusted key.
+ */
+export const SigstoreBundleSignatureSchema = z.strictObject({
+  version: z.literal(1),
+  algorithm: z.literal("sigstore-bundle"),
+  bundle: z.string().min(2).max(MAX_SIGNATURE_BUNDLE_BYTES),
+});
+
+/** A detached signature of an artifact (optional sidecar; verified by the provenance stage). */
+export const ArtifactSignatureSchema = z.union([
+  Ed25519SignatureSchema,
+  SigstoreBundleSignatureSchema,
+]);
 /** A detached artifact signature. */
 export type ArtifactSignature = z.infer<typeof ArtifactSignatureSchema>;
+
+/**
+ * Reads a signature document: our JSON form, or an OpenSSF model signing bundle as written
+ * by `model_signing` (recognised by its Sigstore bundle media type).
+ * @param text the document
+ * @returns the signature, or why the text is not one
+ */
+export function parseSignatureText(text: string): ArtifactSignature | string {
+  if (text.length > MAX_SIGNATURE_BUNDLE_BYTES) return "The signature document is too large";
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "The signature document is not JSON";
+  }
+  const mediaType = typeof value === "object" && value !== null
+    ? (value as { mediaType?: unknown }).mediaType
+    : undefined;
+  if (typeof mediaType === "string" && mediaType.startsWith("application/vnd.dev.sigstore")) {
+    return { version: 1, algorithm: "sigstore-bundle", bundle: text };
+  }
+  const parsed = ArtifactSignatureSchema.safeParse(value);
+  return parsed.success ? parsed.data : "The signature document is not a valid signature";
+}
 
 /** Domain separation of artifact signatures. */
 export const SIGNATURE_CONTEXT = "SecAI-Model-Signature-v1";
@@ -323,11 +378,21 @@ export const PinSchema = z.strictObject({
 export type Pin = z.infer<typeof PinSchema>;
 
 /** A key whose signatures the provenance stage accepts. */
-export const TrustedKeySchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-  /** Base64 of the raw 32-byte Ed25519 public key. */
-  publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
-});
+export const TrustedKeySchema = z.union([
+  z.strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    /** Base64 of the raw 32-byte Ed25519 public key (our own signatures). */
+    publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+  }),
+  z.strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    /** SPKI PEM of an EC key (P-256/384/521) that signs OpenSSF model signing bundles. */
+    publicKeyPem: z.string().max(4096).regex(
+      /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/,
+      "expected an SPKI PEM public key",
+    ),
+  }),
+]);
 
 /** Config section `quarantine`. */
 export const QuarantineConfigSchema = z.strictObject({

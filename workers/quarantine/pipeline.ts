@@ -47,8 +47,11 @@ export const STAGING_DIR = "promotion-staging";
 const PROGRESS_INTERVAL_MS = 250;
 /** Time the registry may take on top of re-hashing the artifact. */
 const PROMOTE_BASE_DEADLINE_MS = 60_000;
-/** Slowest re-hash rate assumed when giving the registry a deadline (bytes per ms). */
+/** Slowest read rate assumed when giving the registry a deadline (bytes per ms). */
 const PROMOTE_MIN_BYTES_PER_MS = 50_000;
+/** Passes the registry makes over the artifact: copy into its store, re-hash, and the
+ * sandboxed per-tensor manifest job. */
+const PROMOTE_PASSES = 3;
 /** Registry refusals that no retry can change: the job is rejected. */
 const TERMINAL_REGISTRY_CODES: ReadonlySet<string> = new Set([
   "CONFLICT",
@@ -405,7 +408,8 @@ export class Pipeline {
     let result;
     try {
       result = await this.#o.registry().call("promote", request, {
-        deadlineMs: PROMOTE_BASE_DEADLINE_MS + Math.ceil(size / PROMOTE_MIN_BYTES_PER_MS),
+        deadlineMs: PROMOTE_BASE_DEADLINE_MS +
+          Math.ceil((PROMOTE_PASSES * size) / PROMOTE_MIN_BYTES_PER_MS),
       });
     } catch (error) {
       const code = error instanceof RpcError ? error.code : "PROMOTION_FAILED";

@@ -129,6 +129,13 @@ function limitsOf(options: DiffusionCheckOptions): DiffusionLimits {
   return out;
 }
 
+const PROBLEM_RULES: Readonly<Record<string, string>> = {
+  TOO_MANY_ENTRIES: "too_many_entries",
+  TOO_DEEP: "too_deep",
+  PATH_TOO_LONG: "path_too_long",
+  UNREADABLE: "unreadable",
+};
+
 /** Collects findings, at most {@link MAX_FINDINGS}. */
 class Findings {
   readonly list: Finding[] = [];
@@ -147,6 +154,23 @@ class Findings {
       member: path.slice(0, 4096),
       ...(offset === undefined ? {} : { offset }),
     });
+  }
+
+  /** A file refused for its size: larger than `max` bytes. */
+  tooLarge(rule: string, path: string, max: number): void {
+    this.add(rule, "high", path, `"${path}" is larger than ${max} bytes`);
+  }
+
+  /** A file a strict reader refused, with the reader's reason and offset. */
+  malformed(rule: string, path: string, error: FormatError): void {
+    this.add(rule, "high", path, `"${path}": ${error.message}`, error.offset);
+  }
+
+  /** What the walk could not list (past its limits, unreadable). */
+  walkProblems(listing: TreeWalk): void {
+    for (const problem of listing.problems) {
+      this.add(PROBLEM_RULES[problem.code] ?? "unreadable", "high", problem.path, problem.message);
+    }
   }
 
   done(): Finding[] {
@@ -169,26 +193,29 @@ export function suffixOf(path: string): string {
   return dot <= 0 ? "" : name.slice(dot);
 }
 
-async function walk(root: string, limits: DiffusionLimits): Promise<TreeWalk> {
-  return await walkTree(root, {
+/** What a pass starts from: its limits, the bounded listing and what it could not list. */
+interface Pass {
+  limits: DiffusionLimits;
+  out: Findings;
+  listing: TreeWalk;
+  byPath: Map<string, TreeEntry>;
+}
+
+/** Walks the directory within the limits; what the walk could not list is a finding. */
+async function startPass(root: string, options: DiffusionCheckOptions): Promise<Pass> {
+  const limits = limitsOf(options);
+  const out = new Findings();
+  const listing = await walkTree(root, {
     maxEntries: limits.maxEntries,
     maxDepth: limits.maxDepth,
     maxPathBytes: limits.maxPathBytes,
   });
+  out.walkProblems(listing);
+  return { limits, out, listing, byPath: new Map(listing.entries.map((e) => [e.path, e])) };
 }
-
-const PROBLEM_RULES: Readonly<Record<string, string>> = {
-  TOO_MANY_ENTRIES: "too_many_entries",
-  TOO_DEEP: "too_deep",
-  PATH_TOO_LONG: "path_too_long",
-  UNREADABLE: "unreadable",
-};
 
 /** The structural rules: limits, links, special files, names, suffixes, sizes. */
 function checkStructure(listing: TreeWalk, limits: DiffusionLimits, out: Findings): void {
-  for (const problem of listing.problems) {
-    out.add(PROBLEM_RULES[problem.code] ?? "unreadable", "high", problem.path, problem.message);
-  }
   let files = 0;
   let total = 0;
   for (const entry of listing.entries) {
@@ -295,7 +322,7 @@ async function readJson(
 ): Promise<Json | undefined> {
   const bytes = await readBounded(`${root}/${path}`, max);
   if (bytes === null) {
-    out.add(rule, "high", path, `"${path}" is larger than ${max} bytes`);
+    out.tooLarge(rule, path, max);
     return undefined;
   }
   let text: string;
@@ -474,12 +501,7 @@ async function checkText(
       if (n === null) break;
       read += n;
       if (read > limits.maxTextBytes) {
-        out.add(
-          "text.invalid",
-          "high",
-          path,
-          `"${path}" is larger than ${limits.maxTextBytes} bytes`,
-        );
+        out.tooLarge("text.invalid", path, limits.maxTextBytes);
         return;
       }
       let text: string;
@@ -527,13 +549,7 @@ async function checkSafetensorsHeader(
     scanSafetensors(file, size, { findings: [] });
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    out.add(
-      "safetensors.invalid",
-      "high",
-      entry.path,
-      `"${entry.path}": ${error.message}`,
-      error.offset,
-    );
+    out.malformed("safetensors.invalid", entry.path, error);
   } finally {
     file.close();
   }
@@ -542,19 +558,14 @@ async function checkSafetensorsHeader(
 async function checkSentencepiece(root: string, path: string, out: Findings): Promise<void> {
   const bytes = await readBounded(`${root}/${path}`, SENTENCEPIECE_LIMITS.maxBytes);
   if (bytes === null) {
-    out.add(
-      "sentencepiece.invalid",
-      "high",
-      path,
-      `"${path}" is larger than ${SENTENCEPIECE_LIMITS.maxBytes} bytes`,
-    );
+    out.tooLarge("sentencepiece.invalid", path, SENTENCEPIECE_LIMITS.maxBytes);
     return;
   }
   try {
     checkSentencepieceModel(bytes);
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    out.add("sentencepiece.invalid", "high", path, `"${path}": ${error.message}`, error.offset);
+    out.malformed("sentencepiece.invalid", path, error);
   }
 }
 
@@ -583,11 +594,8 @@ export async function checkDiffusionDirectory(
   root: string,
   options: DiffusionCheckOptions = {},
 ): Promise<DirectoryReport> {
-  const limits = limitsOf(options);
-  const out = new Findings();
-  const listing = await walk(root, limits);
+  const { limits, out, listing, byPath } = await startPass(root, options);
   checkStructure(listing, limits, out);
-  const byPath = new Map(listing.entries.map((e) => [e.path, e]));
   let components: string[] = [];
   let className: string | null = null;
   const indexEntry = byPath.get("model_index.json");
@@ -642,13 +650,7 @@ export async function deepCheckDiffusionDirectory(
   root: string,
   options: DiffusionCheckOptions = {},
 ): Promise<DirectoryReport> {
-  const limits = limitsOf(options);
-  const out = new Findings();
-  const listing = await walk(root, limits);
-  for (const problem of listing.problems) {
-    out.add(PROBLEM_RULES[problem.code] ?? "unreadable", "high", problem.path, problem.message);
-  }
-  const byPath = new Map(listing.entries.map((e) => [e.path, e]));
+  const { limits, out, listing, byPath } = await startPass(root, options);
   let components: string[] = [];
   let className: string | null = null;
   if (byPath.get("model_index.json")?.kind === "file") {

@@ -7,8 +7,8 @@
  * stage with the reason recorded.
  * @module
  */
-import { describeFinding, isBlocking, runDirectoryChecks } from "./format_gate.ts";
-import { fail, pass, skipped, type Stage, type StageOutcome } from "./stage.ts";
+import { refuseBlocking, runDirectoryChecks } from "./format_gate.ts";
+import { pass, skipped, type Stage, type StageOutcome } from "./stage.ts";
 
 /** Stage 7. */
 export const diffusionChecksStage: Stage = {
@@ -27,16 +27,12 @@ export const diffusionChecksStage: Stage = {
       );
     }
     const report = await runDirectoryChecks(ctx, "deep");
-    const blocking = report.findings.filter(isBlocking);
-    const first = blocking[0];
-    if (first !== undefined) {
-      return fail("diffusion_checks", {
-        code: "DIFFUSION_CHECK_FAILED",
-        message: `The deep scan refused the directory (${blocking.length} finding${
-          blocking.length === 1 ? "" : "s"
-        }); first: ${describeFinding(first)}`,
-      }, { findings: report.findings });
-    }
+    const refused = refuseBlocking(report, {
+      stage: "diffusion_checks",
+      code: "DIFFUSION_CHECK_FAILED",
+      refused: "The deep scan refused the directory",
+    });
+    if (refused !== null) return refused;
     return pass(
       {},
       `Every component of model_index.json is a directory (${

@@ -17,8 +17,10 @@ import {
   DirectoryReportSchema,
   type ModelFormat,
   ModelFormatSchema,
+  type StageName,
 } from "../api.ts";
 import type { FailureClass } from "../errors.ts";
+import { runStageJob, scanJobLimits } from "./job.ts";
 import { fail, pass, type Stage, type StageContext, type StageOutcome } from "./stage.ts";
 
 /** Extensions of pickle-based formats: never admitted (spec 13 §2). */
@@ -75,39 +77,44 @@ export async function runDirectoryChecks(
   ctx: StageContext,
   mode: "gate" | "deep",
 ): Promise<DirectoryReport> {
-  const result = await ctx.sandbox("diffusion_checks", {
+  const answer = await runStageJob(ctx, "diffusion_checks", {
+    label: "Directory checks",
+    schema: DirectoryJobResultSchema,
     args: [mode],
-    limits: {
-      timeoutMs: ctx.config.stageTimeoutMs,
-      heapMb: ctx.config.scanHeapMb,
-      memMb: ctx.config.scanMemMb,
-      cpuSec: Math.ceil(ctx.config.stageTimeoutMs / 1000),
-    },
+    limits: scanJobLimits(ctx.config),
   });
-  if (result.status !== "ok") {
-    throw new Error(
-      `Directory checks job ended "${result.status}"${
-        result.error ? `: ${result.error.code} ${result.error.message}` : ""
-      }`,
-    );
-  }
-  const parsed = DirectoryJobResultSchema.safeParse(result.result);
-  if (!parsed.success) throw new Error("Directory checks job answered outside its contract");
-  return parsed.data.report;
+  return answer.report;
+}
+
+/**
+ * The failure of a directory pass whose report holds a blocking finding.
+ * @param report the pass's report
+ * @param options the failing stage, its failure class and how the message begins
+ * @returns the failing outcome with every finding, or null when nothing blocks
+ */
+export function refuseBlocking(
+  report: DirectoryReport,
+  options: { stage: StageName; code: FailureClass; refused: string },
+): StageOutcome | null {
+  const blocking = report.findings.filter(isBlocking);
+  const first = blocking[0];
+  if (first === undefined) return null;
+  return fail(options.stage, {
+    code: options.code,
+    message: `${options.refused} (${blocking.length} finding${
+      blocking.length === 1 ? "" : "s"
+    }); first: ${describeFinding(first)}`,
+  }, { findings: report.findings });
 }
 
 async function gateDirectory(ctx: StageContext): Promise<StageOutcome> {
   const report = await runDirectoryChecks(ctx, "gate");
-  const blocking = report.findings.filter(isBlocking);
-  const first = blocking[0];
-  if (first !== undefined) {
-    return fail("format_gate", {
-      code: "INVALID_DIRECTORY",
-      message: `The directory was refused (${blocking.length} finding${
-        blocking.length === 1 ? "" : "s"
-      }); first: ${describeFinding(first)}`,
-    }, { findings: report.findings });
-  }
+  const refused = refuseBlocking(report, {
+    stage: "format_gate",
+    code: "INVALID_DIRECTORY",
+    refused: "The directory was refused",
+  });
+  if (refused !== null) return refused;
   return pass(
     { format: "diffusion-directory" },
     `Diffusion directory "${report.className}" of ${report.files} files (${report.safetensors} safetensors, ${report.totalBytes} bytes); components: ${
@@ -165,20 +172,12 @@ export const formatGateStage: Stage = {
         message: `The source rule for this origin does not admit format "${format}"`,
       });
     }
-    const result = await ctx.sandbox("format_gate", {
+    const gate = await runStageJob(ctx, "format_gate", {
+      label: "Format gate",
+      schema: GateResultSchema,
       args: [format],
       limits: { timeoutMs: GATE_TIMEOUT_MS, heapMb: 64, memMb: 256, cpuSec: 30 },
     });
-    if (result.status !== "ok") {
-      throw new Error(
-        `Format gate job ended "${result.status}"${
-          result.error ? `: ${result.error.code} ${result.error.message}` : ""
-        }`,
-      );
-    }
-    const parsed = GateResultSchema.safeParse(result.result);
-    if (!parsed.success) throw new Error("Format gate job answered outside its contract");
-    const gate = parsed.data;
     if (gate.verdict === "fail") {
       return fail("format_gate", {
         code: gate.code ?? "INVALID_HEADER",

@@ -8,17 +8,10 @@
  * @module
  */
 import { z } from "zod";
-import { type Finding, FindingSchema, MAX_STAGE_FINDINGS, SeveritySchema } from "../api.ts";
+import { type Finding, MAX_STAGE_FINDINGS, ScanReportSchema, SeveritySchema } from "../api.ts";
+import { runStageJob, scanJobLimits } from "./job.ts";
 import { type Facts, fail, pass, type Stage, type StageOutcome } from "./stage.ts";
 
-/** The job's report (`ScanReport` of `scanners/types.ts`), as validated here. */
-export const ScanReportSchema = z.strictObject({
-  format: z.string().max(64),
-  verdict: z.enum(["clean", "threat", "invalid"]),
-  findings: z.array(FindingSchema).max(100_000),
-  bytesScanned: z.number().int().nonnegative(),
-  ms: z.number().nonnegative(),
-});
 const ScanJobResultSchema = z.strictObject({ report: ScanReportSchema });
 
 /** Formats the scanners name for what the format gate calls gguf/safetensors. */
@@ -73,24 +66,11 @@ export const staticScanStage: Stage = {
     },
   }),
   async run(ctx): Promise<StageOutcome> {
-    const result = await ctx.sandbox("static_scan", {
-      limits: {
-        timeoutMs: ctx.config.stageTimeoutMs,
-        heapMb: ctx.config.scanHeapMb,
-        memMb: ctx.config.scanMemMb,
-        cpuSec: Math.ceil(ctx.config.stageTimeoutMs / 1000),
-      },
+    const { report } = await runStageJob(ctx, "static_scan", {
+      label: "Static scan",
+      schema: ScanJobResultSchema,
+      limits: scanJobLimits(ctx.config),
     });
-    if (result.status !== "ok") {
-      throw new Error(
-        `Static scan job ended "${result.status}"${
-          result.error ? `: ${result.error.code} ${result.error.message}` : ""
-        }`,
-      );
-    }
-    const parsed = ScanJobResultSchema.safeParse(result.result);
-    if (!parsed.success) throw new Error("Static scan job answered outside its contract");
-    const report = parsed.data.report;
     const findings = boundFindings(report.findings, "static_scan");
     const facts: Facts = {
       scan: {

@@ -18,10 +18,11 @@ import { RpcError } from "../../../../runtime/kit/errors.ts";
 import {
   ArtifactNameSchema,
   type ArtifactSignature,
-  ArtifactSignatureSchema,
   EntryPathSchema,
   MAX_CHUNK_BYTES,
   MAX_DIRECTORY_FILES,
+  MAX_SIGNATURE_BUNDLE_BYTES,
+  parseSignatureText,
 } from "../../../../workers/quarantine/api.ts";
 import { GatewayError } from "../../../../workers/gateway/errors.ts";
 import type { RouteContext } from "../../../../workers/gateway/routing.ts";
@@ -31,7 +32,7 @@ import { refusal } from "./respond.ts";
 /** A body that sends nothing for this long is refused. */
 export const UPLOAD_IDLE_MS = 30_000;
 /** Largest signature (header or part). */
-const MAX_SIGNATURE_BYTES = 4096;
+const MAX_SIGNATURE_BYTES = MAX_SIGNATURE_BUNDLE_BYTES;
 /** Time each chunk call may take (a disk write of 1 MiB). */
 const CHUNK_DEADLINE_MS = 30_000;
 
@@ -201,15 +202,7 @@ async function readForm(
         const top = filename.slice(0, slash);
         const path = EntryPathSchema.safeParse(filename.slice(slash + 1));
         if (directory === null) {
-          if (!ArtifactNameSchema.safeParse(top).success) {
-            throw new GatewayError(
-              "INVALID_BODY",
-              `Invalid directory name "${
-                top.slice(0, 100)
-              }": expected a bare name of letters, digits and . _ + - ( ) [ ]`,
-            );
-          }
-          directory = top;
+          directory = bareName(top, "directory name");
           hasFile = true;
           await sink.begin(top, signature, null, "directory");
         }
@@ -226,18 +219,10 @@ async function readForm(
       } else if (name === "signature" && !hasFile && signatureText === "" && filename === null) {
         current = "signature";
       } else if (name === "file" && !hasFile && filename !== null) {
-        const parsed = ArtifactNameSchema.safeParse(filename);
-        if (!parsed.success) {
-          throw new GatewayError(
-            "INVALID_BODY",
-            `Invalid file name "${
-              filename.slice(0, 100)
-            }": expected a bare name of letters, digits and . _ + - ( ) [ ]`,
-          );
-        }
+        const artifact = bareName(filename, "file name");
         hasFile = true;
         current = "file";
-        await sink.begin(parsed.data, signature, null);
+        await sink.begin(artifact, signature, null);
       } else {
         throw new GatewayError(
           "INVALID_BODY",
@@ -260,6 +245,20 @@ async function readForm(
   if (!hasFile) throw new GatewayError("INVALID_BODY", 'The upload has no "file" part');
 }
 
+/** The name of an artifact (a file, or a directory upload's top directory) as sent. */
+function bareName(value: string, what: "file name" | "directory name"): string {
+  const parsed = ArtifactNameSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new GatewayError(
+      "INVALID_BODY",
+      `Invalid ${what} "${
+        value.slice(0, 100)
+      }": expected a bare name of letters, digits and . _ + - ( ) [ ]`,
+    );
+  }
+  return parsed.data;
+}
+
 function boundaryOrThrow(type: string): string {
   try {
     return boundaryOf(type);
@@ -274,22 +273,15 @@ function boundaryOrThrow(type: string): string {
 function parseSignature(text: string | null, where: "header" | "part"): ArtifactSignature | null {
   if (text === null || text === "") return null;
   const label = where === "header" ? '"X-SecAI-Signature" header' : '"signature" part';
-  const fail = () =>
-    new GatewayError(
+  const parsed = parseSignatureText(text);
+  if (typeof parsed === "string") {
+    throw new GatewayError(
       where === "header" ? "INVALID_HEADER" : "INVALID_BODY",
-      `Invalid ${label}: expected {version: 1, algorithm: "ed25519", keyId, signature}`,
+      `Invalid ${label}: ${parsed} (expected {version: 1, algorithm: "ed25519", keyId, ` +
+        `signature} or an OpenSSF model signing bundle)`,
     );
-  if (text.length > MAX_SIGNATURE_BYTES) throw fail();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    if (error instanceof SyntaxError) throw fail();
-    throw error;
   }
-  const parsed = ArtifactSignatureSchema.safeParse(value);
-  if (!parsed.success) throw fail();
-  return parsed.data;
+  return parsed;
 }
 
 function contentLength(req: Request): number | null {
