@@ -35,7 +35,9 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
   const home = await prepareHome(await Deno.makeTempDir({ prefix: "secai-test-" }));
   const config = ConfigSchema.parse({
     gateway: { port: 0 },
-    supervisor: { heartbeatMs: 200, shutdownTimeoutMs: 3000 },
+    // Short enough that a hung worker is caught within a test, long enough that a busy
+    // 2-core machine running tests in parallel does not look like eight hung workers.
+    supervisor: { heartbeatMs: 500, shutdownTimeoutMs: 3000 },
     ...options.config,
   });
   const supervisor = new Supervisor({
