@@ -128,6 +128,23 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
 }
 
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** A head signed for an acknowledged batch whose line is not in the segment yet. */
+interface PendingHead {
+  signed: SignedHead;
+  line: Uint8Array;
+  /** Stored hashes of the batch (tree.bin order). */
+  stored: Uint8Array[];
+  /** The tree with the batch. */
+  frontier: MerkleFrontier;
+}
+
 function concatHashes(hashes: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(hashes.length * HASH_BYTES);
   hashes.forEach((h, i) => out.set(h, i * HASH_BYTES));
@@ -150,6 +167,8 @@ export class AuditLog {
   #headHash: string;
   #checkpointSize: number;
   #queue: Waiting[] = [];
+  /** The last batch's head: signed, its line not yet written (see #commit). */
+  #pending: PendingHead | null = null;
   #draining: Promise<void> | null = null;
   #failure: AuditError | null = null;
   #isClosed = false;
@@ -290,22 +309,40 @@ export class AuditLog {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch);
-        if (this.#failure) {
-          for (const w of batch) w.reject(this.#failure);
+      for (;;) {
+        if (this.#queue.length > 0) {
+          const batch = this.#queue.splice(0, this.#maxBatch);
+          if (this.#failure) {
+            for (const w of batch) w.reject(this.#failure);
+            continue;
+          }
+          await this.#commit(batch);
           continue;
         }
-        await this.#commit(batch);
+        // Idle: the last batch's head goes out on its own.
+        if (this.#pending && !this.#failure) {
+          await this.#writePending().catch((err) => this.#fail("write a head", err));
+          continue;
+        }
+        break;
       }
     } finally {
       this.#draining = null;
     }
   }
 
+  /**
+   * Commits one batch. Its lines go out in one write together with the previous batch's
+   * head line (signed while that batch's fsync ran), then one fsync; the batch is
+   * acknowledged once that fsync returns. The previous head is published then (its line is
+   * durable, its stored hashes written), and this batch's head waits for the next write —
+   * or is written on its own when no batch follows. A crash before a head reaches the disk
+   * leaves valid unsealed entries, which the next open keeps and seals.
+   */
   async #commit(batch: Waiting[]): Promise<void> {
     if (this.#segment.size >= this.#segmentMaxBytes) {
       try {
+        await this.#writePending(); // a sealed segment ends with a head
         await this.#rotate();
       } catch (err) {
         this.#fail("rotate the segment", err);
@@ -313,24 +350,31 @@ export class AuditLog {
         return;
       }
     }
-    const first = this.#frontier.size;
+    const pending = this.#pending;
+    const base = pending?.frontier ?? this.#frontier;
+    const first = base.size;
     const lines = batch.map((w, i) => w.prefix + String(first + i) + w.suffix);
     const text = lines.join("\n") + "\n";
-    const bytes = encoder.encode(text); // canonical lines are ASCII: chars = bytes
+    const lineBytes = encoder.encode(text); // canonical lines are ASCII: chars = bytes
+    const bytes = pending ? concatBytes(pending.line, lineBytes) : lineBytes;
     const segment = this.#segment;
     const before = segment.size;
     let sync: Promise<void>;
+    let treeWrite: Promise<void> = Promise.resolve();
     try {
       await writeAll(segment.file, bytes);
       sync = segment.file.sync();
+      // The previous head's stored hashes, while the fsync runs (proofs need them before
+      // that head is published).
+      if (pending) treeWrite = writeAll(this.#tree, concatHashes(pending.stored));
     } catch (err) {
       await this.#undo(before, err, batch);
       return;
     }
     // While the fsync is in flight: hash the batch into a copy of the tree and sign its head.
-    const frontier = this.#frontier.clone();
+    const frontier = base.clone();
     const stored: Uint8Array[] = [];
-    let at = 0;
+    let at = bytes.length - lineBytes.length;
     for (const line of lines) {
       stored.push(...frontier.push(leafHash(bytes.subarray(at, at + line.length))));
       at += line.length + 1;
@@ -339,37 +383,67 @@ export class AuditLog {
       v: 1,
       size: frontier.size,
       root: toHex(frontier.root()),
-      prev: this.#headHash,
+      prev: pending ? headHash(pending.signed) : this.#headHash,
       ts: this.#now().toISOString(),
       key: this.#key.publicKey.id,
     }, this.#key);
     try {
       await sync;
     } catch (err) {
+      await treeWrite.catch(() => undefined);
       await this.#undo(before, err, batch);
+      // The pending head's hashes may be in tree.bin already; it is written again later.
+      if (pending) await this.#rewindTree(storedCount(this.#frontier.size));
       return;
     }
-    // Durable: acknowledge now. The head line and the stored hashes follow while the writers
-    // prepare their next entries; the head is published after its hashes are stored, so a
-    // proof for it finds them. A crash before they reach the disk leaves valid unsealed
-    // entries, which the next open keeps and seals.
     segment.size += bytes.length;
     this.#acked = frontier.size;
     batch.forEach((w, i) => w.resolve(first + i));
     try {
-      const headBytes = encoder.encode(canonicalJson(signed) + "\n");
-      await writeAll(segment.file, headBytes);
-      segment.size += headBytes.length;
-      await writeAll(this.#tree, concatHashes(stored));
+      await treeWrite;
     } catch (err) {
-      this.#fail("write the head after a batch", err);
+      this.#fail("write the stored tree", err);
+      return;
     }
-    this.#frontier = frontier;
-    this.#head = signed;
-    this.#headHash = headHash(signed);
+    if (pending) this.#publish(pending);
+    this.#pending = {
+      signed,
+      line: encoder.encode(canonicalJson(signed) + "\n"),
+      stored,
+      frontier,
+    };
+    if (!this.#failure && frontier.size - this.#checkpointSize >= this.#checkpointEvery) {
+      await this.#writePending()
+        .then(() => this.#checkpoint())
+        .catch((err) => this.#fail("checkpoint the tree", err));
+    }
+  }
+
+  /** Writes the head signed for the last batch and its stored hashes, then publishes it. */
+  async #writePending(): Promise<void> {
+    const pending = this.#pending;
+    if (!pending) return;
+    await writeAll(this.#segment.file, pending.line);
+    this.#segment.size += pending.line.length;
+    await writeAll(this.#tree, concatHashes(pending.stored));
+    this.#publish(pending);
+  }
+
+  /** A head whose line is in the segment and whose stored hashes are written. */
+  #publish(pending: PendingHead): void {
+    if (this.#pending === pending) this.#pending = null;
+    this.#frontier = pending.frontier;
+    this.#head = pending.signed;
+    this.#headHash = headHash(pending.signed);
     this.#wakeHeadWaiters();
-    if (!this.#failure && this.#frontier.size - this.#checkpointSize >= this.#checkpointEvery) {
-      await this.#checkpoint().catch((err) => this.#fail("checkpoint the tree", err));
+  }
+
+  /** Cuts stored hashes written for a head that was not made durable (a failed batch). */
+  async #rewindTree(hashes: number): Promise<void> {
+    try {
+      await this.#tree.truncate(hashes * HASH_BYTES);
+    } catch (err) {
+      this.#fail("undo a failed batch", err);
     }
   }
 
