@@ -10,6 +10,7 @@ import type { Job } from "../../workers/quarantine/api.ts";
 import type { Model } from "../../workers/registry/api.ts";
 import { PROJECT_ROOT } from "../_system.ts";
 import { writeBigSafetensors } from "./_system.ts";
+import { removeDiffusion, writeBenignDiffusion } from "./_diffusion.ts";
 
 const SECAI = `${PROJECT_ROOT}/secai`;
 /** The controls this test needs up. */
@@ -67,18 +68,27 @@ async function poll<T>(fn: () => Promise<T | null>, timeoutMs: number, what: str
   }
 }
 
-Deno.test("a job killed with kill -9 mid-scan resumes at the interrupted stage after a restart and finishes", async () => {
-  const home = await Deno.makeTempDir({ prefix: "secai-resume-" });
-  const dir = await Deno.makeTempDir({ prefix: "secai-resume-model-" });
-  await Deno.writeTextFile(`${home}/config.yaml`, "quarantine:\n  inboxPollMs: 300\n");
-  const model = `${dir}/resume-me.safetensors`;
-  await writeBigSafetensors(model, 768);
+/** What a resumed job must end as. */
+interface Expected {
+  state: Job["state"];
+  errorCode?: string;
+}
+
+/**
+ * Imports `target` into a running `./secai start`, kills the runtime with SIGKILL while the
+ * static scan runs, starts it again and checks that the job resumed at that stage.
+ */
+async function killMidScanAndResume(
+  home: string,
+  target: string,
+  expected: Expected,
+): Promise<Job> {
   let running: Deno.ChildProcess | null = null;
   try {
     const first = await start(home);
     running = first.child;
     const imported = await new Deno.Command(SECAI, {
-      args: ["import", model, "--home", home, "--detach", "--json"],
+      args: ["import", target, "--home", home, "--detach", "--json"],
       env: { NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
@@ -112,8 +122,8 @@ Deno.test("a job killed with kill -9 mid-scan resumes at the interrupted stage a
       180_000,
       "the resumed job to finish",
     );
-
-    equal(after.state, "promoted", JSON.stringify(after.error));
+    equal(after.state, expected.state, JSON.stringify(after.error));
+    if (expected.errorCode) equal(after.error?.code, expected.errorCode);
     for (const name of ["source_policy", "format_gate", "integrity_pin", "provenance"]) {
       const was = before.stages.find((s) => s.stage === name);
       const now = after.stages.find((s) => s.stage === name);
@@ -124,24 +134,55 @@ Deno.test("a job killed with kill -9 mid-scan resumes at the interrupted stage a
     equal(scan?.attempts, 2, "the interrupted stage ran again");
     equal(scan?.status, "passed");
     ok(after.stages.every((s) => s.status === "passed" || s.status === "skipped"));
-    const models = await get<{ models: Model[] }>(second.url, "/api/v1/models", home);
-    equal(models.models[0]?.id, after.modelId);
-    equal(models.models[0]?.sha256, after.sha256);
-    // The CLI reads the running instance's registry with its read-only token.
-    const listed = await new Deno.Command(SECAI, {
-      args: ["models", "--home", home, "--json"],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    equal(listed.code, 0, new TextDecoder().decode(listed.stderr));
-    equal(JSON.parse(new TextDecoder().decode(listed.stdout)).models[0]?.id, after.modelId);
+    if (after.state === "promoted") {
+      const models = await get<{ models: Model[] }>(second.url, "/api/v1/models", home);
+      equal(models.models[0]?.id, after.modelId);
+      equal(models.models[0]?.sha256, after.sha256);
+      // The CLI reads the running instance's registry with its read-only token.
+      const listed = await new Deno.Command(SECAI, {
+        args: ["models", "--home", home, "--json"],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      equal(listed.code, 0, new TextDecoder().decode(listed.stderr));
+      equal(JSON.parse(new TextDecoder().decode(listed.stdout)).models[0]?.id, after.modelId);
+    }
+    return after;
   } finally {
     if (running !== null) {
       running.kill("SIGTERM");
       await running.status;
     }
+  }
+}
+
+Deno.test("a job killed with kill -9 mid-scan resumes at the interrupted stage after a restart and finishes", async () => {
+  const home = await Deno.makeTempDir({ prefix: "secai-resume-" });
+  const dir = await Deno.makeTempDir({ prefix: "secai-resume-model-" });
+  await Deno.writeTextFile(`${home}/config.yaml`, "quarantine:\n  inboxPollMs: 300\n");
+  try {
+    const model = `${dir}/resume-me.safetensors`;
+    await writeBigSafetensors(model, 768);
+    await killMidScanAndResume(home, model, { state: "promoted" });
+  } finally {
     await Deno.remove(home, { recursive: true });
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a diffusion directory killed with kill -9 mid-scan resumes at the interrupted stage", async () => {
+  const home = await Deno.makeTempDir({ prefix: "secai-resume-" });
+  await Deno.writeTextFile(`${home}/config.yaml`, "quarantine:\n  inboxPollMs: 300\n");
+  const root = await writeBenignDiffusion("resume-sd3");
+  try {
+    // One large component, so the kill lands while the static scan reads it.
+    await writeBigSafetensors(`${root}/transformer/diffusion_pytorch_model.safetensors`, 512);
+    // A local directory is never promoted (spec 13 §4): it runs every stage, then the
+    // promotion policy refuses it.
+    await killMidScanAndResume(home, root, { state: "rejected", errorCode: "PROMOTION_DENIED" });
+  } finally {
+    await Deno.remove(home, { recursive: true });
+    await removeDiffusion(root);
   }
 });
