@@ -18,6 +18,16 @@ const invalid: { name: string; yaml: string; mentions: string }[] = [
   { name: "a host with spaces", yaml: "gateway:\n  host: 'a b'\n", mentions: '"gateway.host"' },
   { name: "a non-mapping document", yaml: "- 1\n- 2\n", mentions: "(root)" },
   { name: "a YAML alias", yaml: "a: &x {}\ngateway: *x\n", mentions: "aliases" },
+  {
+    name: "a trusted key with neither key form",
+    yaml: "quarantine:\n  trustedKeys:\n    - id: vendor\n",
+    mentions: '"quarantine.trustedKeys.0": give exactly one of publicKey',
+  },
+  {
+    name: "an audit retention below two segments",
+    yaml: "audit:\n  segmentMaxBytes: 1048576\n  retainMaxBytes: 1048576\n",
+    mentions: "retainMaxBytes must be 0 (keep all) or at least twice segmentMaxBytes",
+  },
 ];
 for (const c of invalid) {
   Deno.test(`parseConfig() refuses ${c.name} and names the field`, () => {

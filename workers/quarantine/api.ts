@@ -377,22 +377,22 @@ export const PinSchema = z.strictObject({
 /** A lock pin. */
 export type Pin = z.infer<typeof PinSchema>;
 
-/** A key whose signatures the provenance stage accepts. */
-export const TrustedKeySchema = z.union([
-  z.strictObject({
-    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-    /** Base64 of the raw 32-byte Ed25519 public key (our own signatures). */
-    publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
-  }),
-  z.strictObject({
-    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-    /** SPKI PEM of an EC key (P-256/384/521) that signs OpenSSF model signing bundles. */
-    publicKeyPem: z.string().max(4096).regex(
-      /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/,
-      "expected an SPKI PEM public key",
-    ),
-  }),
-]);
+/** A key whose signatures the provenance stage accepts: exactly one of the two forms. */
+export const TrustedKeySchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  /** Base64 of the raw 32-byte Ed25519 public key (our own signatures). */
+  publicKey: z.string().regex(
+    /^[A-Za-z0-9+/]{43}=$/,
+    "expected the base64 of a raw 32-byte Ed25519 public key (44 characters)",
+  ).optional(),
+  /** SPKI PEM of an EC key (P-256/384/521) that signs OpenSSF model signing bundles. */
+  publicKeyPem: z.string().max(4096).regex(
+    /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/,
+    "expected an SPKI PEM public key",
+  ).optional(),
+}).refine((k) => (k.publicKey === undefined) !== (k.publicKeyPem === undefined), {
+  message: "give exactly one of publicKey (Ed25519, base64) or publicKeyPem (EC, SPKI PEM)",
+});
 
 /** Config section `quarantine`. */
 export const QuarantineConfigSchema = z.strictObject({

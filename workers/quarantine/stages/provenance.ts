@@ -27,7 +27,7 @@ function verifyBundle(
     });
   }
   const keys = ctx.config.trustedKeys.flatMap((k) =>
-    "publicKeyPem" in k ? [{ id: k.id, publicKeyPem: k.publicKeyPem }] : []
+    k.publicKeyPem === undefined ? [] : [{ id: k.id, publicKeyPem: k.publicKeyPem }]
   );
   const verdict = verifyModelSigningBundle(bundle, { sha256, keys });
   if (!verdict.ok) return fail("provenance", { code: verdict.code, message: verdict.message });
@@ -82,7 +82,7 @@ export const provenanceStage: Stage = {
       return verifyBundle(signature.bundle, { ctx, sha256 });
     }
     const key = ctx.config.trustedKeys.find((k) => k.id === signature.keyId);
-    if (key === undefined || !("publicKey" in key)) {
+    if (key?.publicKey === undefined) {
       return fail("provenance", {
         code: "UNTRUSTED_SIGNER",
         message:
