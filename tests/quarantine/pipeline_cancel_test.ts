@@ -4,6 +4,7 @@
  */
 import assert, { equal, ok } from "node:assert/strict";
 import { RpcError } from "../../runtime/kit/errors.ts";
+import { eventually } from "../_system.ts";
 import { quarantineApi } from "../../workers/quarantine/api.ts";
 import { registryApi } from "../../workers/registry/api.ts";
 import {
@@ -46,11 +47,20 @@ Deno.test("cancel stops a running stage, kills its sandboxed job and deletes the
           (error) => ok(error instanceof Deno.errors.NotFound),
         );
         if (stage === "static_scan") {
-          const { events } = await sys.supervisor.events.since(before, { waitMs: 0, limit: 1000 });
-          const finished = events.find((e) =>
-            e.type === "job.finished" && e.data.job === "static_scan"
-          );
-          equal(finished?.data.status, "killed", JSON.stringify(finished));
+          // The runner reports the kill once the process is gone, which may be just after
+          // the cancellation's answer.
+          const finished = async () => {
+            const { events } = await sys.supervisor.events.since(before, {
+              waitMs: 0,
+              limit: 1000,
+            });
+            return events.find((e) => e.type === "job.finished" && e.data.job === "static_scan");
+          };
+          await eventually(async () => (await finished()) !== undefined, {
+            what: "the static scan job to end",
+          });
+          const event = await finished();
+          equal(event?.data.status, "killed", JSON.stringify(event));
         }
       });
     }
