@@ -8,7 +8,7 @@
  * addresses, never through `Deno.UnsafePointerView`.
  * @module
  */
-import { assertLinuxX64, cString, libraryError } from "./_c.ts";
+import { cString, openLibrary } from "./_c.ts";
 import { FfiError } from "./errors.ts";
 
 /** Soname of libyara 4.2 (Debian 12 `libyara9`). */
@@ -113,14 +113,7 @@ export function openYara(options: OpenYaraOptions): Yara {
   if (options.sources.length === 0) {
     throw new FfiError("INVALID_ARGUMENT", "Cannot compile YARA rules: no rule files");
   }
-  assertLinuxX64();
-  const path = options.libraryPath ?? LIBYARA_SONAME;
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen(path, SYMBOLS);
-  } catch (error) {
-    throw libraryError(path, error);
-  }
+  const lib = openLibrary(options.libraryPath ?? LIBYARA_SONAME, SYMBOLS);
   const s = lib.symbols;
   check(s.yr_initialize(), "initialize libyara");
   let rules = 0n;
@@ -254,14 +247,7 @@ export interface ReadRuleFilesOptions {
  * `INVALID_ARGUMENT` for a rule file over {@link MAX_RULE_FILE}
  */
 export function readRuleFiles(dir: string, options: ReadRuleFilesOptions = {}): YaraSource[] {
-  assertLinuxX64();
-  const path = options.libraryPath ?? LIBYARA_SONAME;
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen(path, SYMBOLS);
-  } catch (error) {
-    throw libraryError(path, error);
-  }
+  const lib = openLibrary(options.libraryPath ?? LIBYARA_SONAME, SYMBOLS);
   try {
     const s = lib.symbols;
     const handle = s.opendir(cString(dir));

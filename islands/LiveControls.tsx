@@ -13,6 +13,7 @@ import { type ComponentChildren, h, type JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
 import { type LinkState, subscribeEvents } from "./events.ts";
+import { tableHead } from "./table.ts";
 
 /** Permissions as shown in the matrix. */
 export interface PermissionsView {
@@ -130,23 +131,15 @@ export default function LiveControls({ initial }: LiveControlsProps): JSX.Elemen
       h(
         "table",
         { class: "matrix" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ...[
-              "Control",
-              "State",
-              "Restarts",
-              "Permissions",
-              "Provides",
-              "Uses (contract → control)",
-              "Jobs",
-            ].map((label) => h("th", { scope: "col", key: label }, label)),
-          ),
-        ),
+        tableHead([
+          "Control",
+          "State",
+          "Restarts",
+          "Permissions",
+          "Provides",
+          "Uses (contract → control)",
+          "Jobs",
+        ]),
         h("tbody", null, ...view.controls.map((control) => row(control))),
       ),
     ),

@@ -11,6 +11,7 @@
 import { type ComponentChildren, h, type JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, csrfToken, goToLogin } from "./api.ts";
+import { tableHead } from "./table.ts";
 
 /** A quarantine job as listed. */
 export interface JobRow {
@@ -109,17 +110,7 @@ export default function ModelsPanel(props: ModelsPanelProps): JSX.Element {
       h(
         "table",
         { class: "matrix", "aria-labelledby": "registry-title" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ...["Model", "Format", "Size", "SHA-256", "Scan", "Promoted", "Checked", ""].map((
-              t,
-            ) => h("th", { scope: "col", key: t }, t)),
-          ),
-        ),
+        tableHead(["Model", "Format", "Size", "SHA-256", "Scan", "Promoted", "Checked", ""]),
         h(
           "tbody",
           null,

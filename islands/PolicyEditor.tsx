@@ -10,6 +10,7 @@
 import { h, type JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api } from "./api.ts";
+import { tableHead } from "./table.ts";
 
 /** Props of {@link PolicyEditor}. */
 export interface PolicyEditorProps {
@@ -134,17 +135,7 @@ export default function PolicyEditor({ files, overrideDir }: PolicyEditorProps):
       report.changed.length === 0 ? null : h(
         "table",
         { class: "matrix" },
-        h(
-          "thead",
-          null,
-          h(
-            "tr",
-            null,
-            ...["Seq", "Domain", "Now", "With the candidate"].map((t) =>
-              h("th", { scope: "col", key: t }, t)
-            ),
-          ),
-        ),
+        tableHead(["Seq", "Domain", "Now", "With the candidate"]),
         h(
           "tbody",
           null,

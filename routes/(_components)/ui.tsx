@@ -1,7 +1,8 @@
 /**
  * Small pieces the pages share: the "not available" notice for features whose control or
  * API does not exist yet (never fake data in their place), an unavailable-data note, and
- * formatting of sizes, hashes and times. Server-rendered only.
+ * formatting of sizes, hashes and times, and a labelled field of a description list.
+ * Server-rendered only.
  * @module
  */
 import type { ComponentChildren, JSX } from "preact";
@@ -108,4 +109,20 @@ export function Time({ iso }: { iso: string | null }): JSX.Element {
   if (iso === null) return <span class="none">—</span>;
   const text = iso.replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/Z$/, " UTC");
   return <time dateTime={iso}>{text}</time>;
+}
+
+/**
+ * One labelled value of a description list (`<dl>`).
+ * @param props the label and the value
+ * @returns a `<div>` with the `<dt>` and `<dd>`
+ */
+export function Field(
+  { label, children }: { label: string; children: ComponentChildren },
+): JSX.Element {
+  return (
+    <div>
+      <dt>{label}</dt>
+      <dd>{children}</dd>
+    </div>
+  );
 }

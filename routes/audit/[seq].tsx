@@ -9,6 +9,7 @@ import type { CallOutput } from "../../runtime/kit/rpc.ts";
 import type { AuditEntry, auditQueryApi } from "../../workers/audit/api.ts";
 import type { Handlers, PageProps } from "../../workers/gateway/routing.ts";
 import {
+  Field,
   Hash,
   isUnavailable,
   loadOrExplain,
@@ -66,34 +67,19 @@ function ProofSection({ proof }: { proof: Proof | Unavailable | null }): JSX.Ele
         entries. Hashing the leaf with the path below gives the root the signed head commits to.
       </p>
       <dl class="summary">
-        <div>
-          <dt>Leaf hash</dt>
-          <dd>
-            <Hash value={proof.leafHash} />
-          </dd>
-        </div>
-        <div>
-          <dt>Tree size</dt>
-          <dd>{proof.size}</dd>
-        </div>
-        <div>
-          <dt>Root</dt>
-          <dd>
-            <Hash value={head.root} />
-          </dd>
-        </div>
-        <div>
-          <dt>Head signed</dt>
-          <dd>
-            <Time iso={head.ts} />
-          </dd>
-        </div>
-        <div>
-          <dt>Key</dt>
-          <dd>
-            <Hash value={head.key} />
-          </dd>
-        </div>
+        <Field label="Leaf hash">
+          <Hash value={proof.leafHash} />
+        </Field>
+        <Field label="Tree size">{proof.size}</Field>
+        <Field label="Root">
+          <Hash value={head.root} />
+        </Field>
+        <Field label="Head signed">
+          <Time iso={head.ts} />
+        </Field>
+        <Field label="Key">
+          <Hash value={head.key} />
+        </Field>
       </dl>
       <h3>Audit path ({proof.proof.length} hashes)</h3>
       {proof.proof.length === 0
@@ -135,36 +121,18 @@ export default function AuditEntryPage({ data }: PageProps<EntryPageData>): JSX.
         : (
           <>
             <dl class="entry-fields">
-              <div>
-                <dt>Time</dt>
-                <dd>
-                  <Time iso={entry.ts} />
-                </dd>
-              </div>
-              <div>
-                <dt>Control</dt>
-                <dd>
-                  <span class="name">{entry.control}</span>
-                </dd>
-              </div>
-              <div>
-                <dt>Type</dt>
-                <dd>
-                  <code>{entry.type}</code>
-                </dd>
-              </div>
-              <div>
-                <dt>Decision</dt>
-                <dd>{entry.decision ?? "—"}</dd>
-              </div>
-              <div>
-                <dt>Actor</dt>
-                <dd>{entry.actor}</dd>
-              </div>
-              <div>
-                <dt>Subject</dt>
-                <dd>{entry.subject}</dd>
-              </div>
+              <Field label="Time">
+                <Time iso={entry.ts} />
+              </Field>
+              <Field label="Control">
+                <span class="name">{entry.control}</span>
+              </Field>
+              <Field label="Type">
+                <code>{entry.type}</code>
+              </Field>
+              <Field label="Decision">{entry.decision ?? "—"}</Field>
+              <Field label="Actor">{entry.actor}</Field>
+              <Field label="Subject">{entry.subject}</Field>
             </dl>
             <h2>Evidence</h2>
             <Json value={entry.evidence} />

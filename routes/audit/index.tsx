@@ -14,6 +14,7 @@ import { describeZodError } from "../../runtime/kit/validate.ts";
 import type { CallOutput } from "../../runtime/kit/rpc.ts";
 import type { auditQueryApi } from "../../workers/audit/api.ts";
 import {
+  Field,
   Hash,
   isUnavailable,
   loadOrExplain,
@@ -219,28 +220,16 @@ export default function AuditPageView({ data }: PageProps<AuditPageData>): JSX.E
           ? <p class="none">No head signed yet (the log is empty).</p>
           : (
             <dl class="summary">
-              <div>
-                <dt>Entries</dt>
-                <dd>{head.head.head.size}</dd>
-              </div>
-              <div>
-                <dt>Root</dt>
-                <dd>
-                  <Hash value={head.head.head.root} />
-                </dd>
-              </div>
-              <div>
-                <dt>Signed</dt>
-                <dd>
-                  <Time iso={head.head.head.ts} />
-                </dd>
-              </div>
-              <div>
-                <dt>Key</dt>
-                <dd>
-                  <Hash value={head.keyId} />
-                </dd>
-              </div>
+              <Field label="Entries">{head.head.head.size}</Field>
+              <Field label="Root">
+                <Hash value={head.head.head.root} />
+              </Field>
+              <Field label="Signed">
+                <Time iso={head.head.head.ts} />
+              </Field>
+              <Field label="Key">
+                <Hash value={head.keyId} />
+              </Field>
             </dl>
           )}
         {data.canVerify

@@ -7,12 +7,9 @@
  */
 import type { Handlers, RouteConfig } from "../../workers/gateway/routing.ts";
 import {
-  bearerToken,
   CompletionBodySchema,
-  errorResponse,
-  generateOptions,
+  generate,
   type Generation,
-  respond,
   type Shape,
   usageOf,
 } from "./(_openai)/openai.ts";
@@ -45,25 +42,13 @@ function envelope(gen: Generation, choices: unknown[]): Record<string, unknown> 
 export const handler: Handlers = {
   async POST(req, ctx) {
     const body = ctx.json(CompletionBodySchema);
-    const token = bearerToken(req);
-    let started;
-    try {
-      started = await ctx.state.inference.start({
-        auth: { token },
-        model: body.model ?? null,
-        prompt: {
-          kind: "text",
-          text: typeof body.prompt === "string" ? body.prompt : body.prompt[0] ?? "",
-        },
-        options: generateOptions(body),
-        client: ctx.auth.client,
-      }, { signal: ctx.signal });
-    } catch (error) {
-      return errorResponse(ctx, error);
-    }
-    return await respond(ctx, { ...started, auth: { token } }, {
-      stream: body.stream === true,
-      includeUsage: body.stream_options?.include_usage === true,
+    return await generate(ctx, {
+      request: req,
+      body,
+      prompt: {
+        kind: "text",
+        text: typeof body.prompt === "string" ? body.prompt : body.prompt[0] ?? "",
+      },
       shape,
     });
   },

@@ -22,6 +22,7 @@ import {
   EngineMessageSchema,
   type EngineRequest,
   type GenerateOptions,
+  type LoadOptions,
   MAX_PIPE_LINE_BYTES,
   type ModelInfo,
   type Prompt,
@@ -75,6 +76,15 @@ export interface EngineHostOptions {
   emit(type: string, data: Record<string, unknown>): void;
   /** RLIMIT_CPU of an engine; default 7 days. */
   cpuSeconds?: number;
+}
+
+/** An engine whose model loaded, as the `load` call answers it. */
+interface LoadedEngine {
+  engineId: string;
+  info: ModelInfo;
+  layers: SandboxLayers;
+  timings: { startMs: number; loadMs: number };
+  gpuDevices: string[];
 }
 
 interface Stream {
@@ -192,17 +202,11 @@ export class EngineHost {
     grant: EngineGrant,
     input: {
       model: { path: string; sha256: string; size: number };
-      options: { contextSize: number; threads: number; batchSize: number; memoryBudgetMb: number };
+      options: LoadOptions;
       heapMb: number;
     },
     signal: AbortSignal,
-  ): Promise<{
-    engineId: string;
-    info: ModelInfo;
-    layers: SandboxLayers;
-    timings: { startMs: number; loadMs: number };
-    gpuDevices: string[];
-  }> {
+  ): Promise<LoadedEngine> {
     if (this.#isStopped) throw new RpcError("UNAVAILABLE", "The system is stopping");
     const running = [...this.#engines.values()].filter((e) => e.caller === caller).length;
     if (running >= grant.maxEngines) {
@@ -266,15 +270,9 @@ export class EngineHost {
 
   async #finishLoad(
     engine: Engine,
-    options: { contextSize: number; threads: number; batchSize: number; memoryBudgetMb: number },
+    options: LoadOptions,
     timing: { signal: AbortSignal; started: number },
-  ): Promise<{
-    engineId: string;
-    info: ModelInfo;
-    layers: SandboxLayers;
-    timings: { startMs: number; loadMs: number };
-    gpuDevices: string[];
-  }> {
+  ): Promise<LoadedEngine> {
     const { signal, started } = timing;
     const process = engine.process;
     const caller = engine.caller;

@@ -48,3 +48,13 @@ export async function syncDir(dir: string): Promise<void> {
     handle.close();
   }
 }
+
+/**
+ * A `.catch()` handler for removals that may find nothing: a missing file is what the caller
+ * wanted anyway; any other error (permission, I/O) is rethrown.
+ * @param error what the file operation threw
+ * @throws {unknown} every error but `Deno.errors.NotFound`, unchanged
+ */
+export function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}

@@ -17,7 +17,7 @@
  *   as they are (never followed) for the directory checks to refuse by name.
  * @module
  */
-import { writeFileAtomic } from "../../runtime/kit/fs.ts";
+import { ignoreNotFound, writeFileAtomic } from "../../runtime/kit/fs.ts";
 import { TREE_LIMITS, treeIdentityOf, walkTree } from "../../runtime/kit/tree.ts";
 import {
   ArtifactNameSchema,
@@ -578,10 +578,6 @@ async function refuse(dir: string, name: string, reason: string): Promise<void> 
     `${dir}/.${name}.status.json`,
     JSON.stringify({ state: "refused", reason, at: new Date().toISOString() }),
   );
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }
 
 /** Random lowercase hex of `bytes` bytes. */

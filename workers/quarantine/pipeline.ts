@@ -19,6 +19,7 @@
  */
 import type { RpcClient } from "../../runtime/kit/rpc.ts";
 import { RpcError } from "../../runtime/kit/errors.ts";
+import { ignoreNotFound } from "../../runtime/kit/fs.ts";
 import type { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
 import type { engineApi } from "../../runtime/kit/engine_api.ts";
 import { treeIdentityOf, walkTree } from "../../runtime/kit/tree.ts";
@@ -630,10 +631,6 @@ class CancelledError extends Error {
     super("Cancelled");
     this.name = "CancelledError";
   }
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }
 
 /** A stage that threw: fail closed, with the reason as a finding. */

@@ -61,6 +61,17 @@ export const ProvenanceSchema = z.strictObject({
   pinned: z.boolean(),
 });
 
+/** What the quarantine established about an artifact: sent to promote it, kept with the model. */
+const ArtifactEvidence = {
+  sha256: Hex64,
+  fsverity: Hex64,
+  source: z.string().max(4096),
+  provenance: ProvenanceSchema,
+  signature: ArtifactSignatureSchema.nullable(),
+  scan: ScanSummarySchema,
+  smokeTest: SmokeTestSchema,
+};
+
 /** What the quarantine sends to promote one artifact. */
 export const PromoteRequestSchema = z.strictObject({
   jobId: JobIdSchema,
@@ -69,13 +80,7 @@ export const PromoteRequestSchema = z.strictObject({
   filename: ArtifactNameSchema,
   format: ModelFormatSchema,
   size: z.number().int().positive().max(64 * 2 ** 30),
-  sha256: Hex64,
-  fsverity: Hex64,
-  source: z.string().max(4096),
-  provenance: ProvenanceSchema,
-  signature: ArtifactSignatureSchema.nullable(),
-  scan: ScanSummarySchema,
-  smokeTest: SmokeTestSchema,
+  ...ArtifactEvidence,
   /** Verdict per stage, in order. */
   stages: z.record(z.string().max(32), z.enum(["pass", "fail", "skipped"])),
   /** A person approved this promotion (answer to an earlier `ask`). */
@@ -111,13 +116,7 @@ export const ModelSchema = z.strictObject({
   filename: ArtifactNameSchema,
   format: ModelFormatSchema,
   size: z.number().int().positive(),
-  sha256: Hex64,
-  fsverity: Hex64,
-  source: z.string().max(4096),
-  provenance: ProvenanceSchema,
-  signature: ArtifactSignatureSchema.nullable(),
-  scan: ScanSummarySchema,
-  smokeTest: SmokeTestSchema,
+  ...ArtifactEvidence,
   decision: PromotionDecisionSchema.extend({ approvedBy: z.string().max(200).nullable() }),
   jobId: JobIdSchema,
   promotedAt: z.string().max(40),

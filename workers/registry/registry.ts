@@ -25,7 +25,7 @@
  */
 import { digestFile } from "../../runtime/kit/digest.ts";
 import { RpcError } from "../../runtime/kit/errors.ts";
-import { syncDir } from "../../runtime/kit/fs.ts";
+import { ignoreNotFound, syncDir } from "../../runtime/kit/fs.ts";
 import type { RpcClient } from "../../runtime/kit/rpc.ts";
 import type { sandboxApi } from "../../runtime/kit/sandbox_api.ts";
 import type { auditAppendApi } from "../audit/api.ts";
@@ -881,8 +881,4 @@ function describeChanges(check: TensorCheck): string {
   if (check.headerChanged) parts.push("the header (metadata or tensor infos) changed");
   if (check.otherBytesChanged) parts.push("bytes outside the tensors or the size changed");
   return parts.length === 0 ? "no tensor or header range changed" : parts.join("; ");
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

@@ -266,6 +266,44 @@ export async function respond(
   });
 }
 
+/** What {@link generate} needs beyond the route context. */
+export interface GenerateRequest {
+  /** The HTTP request (its bearer token is the client's credential). */
+  request: Request;
+  /** The validated body. */
+  body: ChatBody | CompletionBody;
+  /** The body as the inference control's prompt. */
+  prompt: Prompt;
+  /** The endpoint's answer shape. */
+  shape: Shape;
+}
+
+/**
+ * Starts a generation with the client's own token and answers it with {@link respond}; a
+ * refused start gets its OpenAI-shaped error.
+ */
+export async function generate(ctx: RouteContext, options: GenerateRequest): Promise<Response> {
+  const { body, shape } = options;
+  const token = bearerToken(options.request);
+  let started;
+  try {
+    started = await ctx.state.inference.start({
+      auth: { token },
+      model: body.model ?? null,
+      prompt: options.prompt,
+      options: generateOptions(body),
+      client: ctx.auth.client,
+    }, { signal: ctx.signal });
+  } catch (error) {
+    return errorResponse(ctx, error);
+  }
+  return await respond(ctx, { ...started, auth: { token } }, {
+    stream: body.stream === true,
+    includeUsage: body.stream_options?.include_usage === true,
+    shape,
+  });
+}
+
 async function collect(
   ctx: RouteContext,
   gen: Generation,

@@ -8,13 +8,10 @@
  */
 import type { Handlers, RouteConfig } from "../../../workers/gateway/routing.ts";
 import {
-  bearerToken,
   ChatBodySchema,
   chatPrompt,
-  errorResponse,
-  generateOptions,
+  generate,
   type Generation,
-  respond,
   type Shape,
   usageOf,
 } from "../(_openai)/openai.ts";
@@ -60,23 +57,6 @@ function envelope(gen: Generation, choices: unknown[]): Record<string, unknown> 
 export const handler: Handlers = {
   async POST(req, ctx) {
     const body = ctx.json(ChatBodySchema);
-    const token = bearerToken(req);
-    let started;
-    try {
-      started = await ctx.state.inference.start({
-        auth: { token },
-        model: body.model ?? null,
-        prompt: chatPrompt(body),
-        options: generateOptions(body),
-        client: ctx.auth.client,
-      }, { signal: ctx.signal });
-    } catch (error) {
-      return errorResponse(ctx, error);
-    }
-    return await respond(ctx, { ...started, auth: { token } }, {
-      stream: body.stream === true,
-      includeUsage: body.stream_options?.include_usage === true,
-      shape,
-    });
+    return await generate(ctx, { request: req, body, prompt: chatPrompt(body), shape });
   },
 };

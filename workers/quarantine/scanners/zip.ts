@@ -71,7 +71,7 @@ function u32(b: Uint8Array, o: number): number {
 function u64(b: Uint8Array, o: number, what: string, at: number): number {
   const high = u32(b, o + 4);
   if (high >= 0x20_0000) {
-    throw new FormatError("LIMIT_EXCEEDED", `Invalid zip: ${what} is too large`, at);
+    throw tooLarge(`${what} is too large`, at);
   }
   return high * 0x1_0000_0000 + u32(b, o);
 }
@@ -79,6 +79,22 @@ function u64(b: Uint8Array, o: number, what: string, at: number): number {
 function malformed(message: string, offset?: number): FormatError {
   return new FormatError("MALFORMED", `Invalid zip: ${message}`, offset);
 }
+
+function unsupported(message: string, offset: number): FormatError {
+  return new FormatError("UNSUPPORTED", `Invalid zip: ${message}`, offset);
+}
+
+function tooLarge(message: string, offset: number): FormatError {
+  return new FormatError("LIMIT_EXCEEDED", `Invalid zip: ${message}`, offset);
+}
+
+/** Records one finding of the archive being read. */
+type Report = (
+  rule: string,
+  severity: Finding["severity"],
+  message: string,
+  extra?: Partial<Finding>,
+) => void;
 
 /** Whether the file ends with something that looks like an end-of-central-directory record. */
 export function hasZipTrailer(tail: Uint8Array): boolean {
@@ -108,12 +124,9 @@ export interface ReadZipOptions {
 export function readZip(file: Deno.FsFile, size: number, options: ReadZipOptions = {}): ZipArchive {
   const stage = options.stage ?? "zip";
   const findings: Finding[] = options.findings ?? [];
-  const finding = (
-    rule: string,
-    severity: Finding["severity"],
-    message: string,
-    extra: Partial<Finding> = {},
-  ) => findings.push({ stage, rule, severity, message, ...extra });
+  const finding: Report = (rule, severity, message, extra = {}) => {
+    findings.push({ stage, rule, severity, message, ...extra });
+  };
 
   if (size < EOCD_SIZE) throw malformed(`file of ${size} bytes is shorter than an end record`, 0);
   const tailLength = Math.min(size, EOCD_SIZE + MAX_COMMENT + 20);
@@ -195,11 +208,7 @@ export function readZip(file: Deno.FsFile, size: number, options: ReadZipOptions
   }
   if (totalEntries === 0) throw malformed("the archive has no members", eocdAt);
   if (totalEntries > MAX_ENTRIES) {
-    throw new FormatError(
-      "LIMIT_EXCEEDED",
-      `Invalid zip: ${totalEntries} members (limit ${MAX_ENTRIES})`,
-      eocdAt,
-    );
+    throw tooLarge(`${totalEntries} members (limit ${MAX_ENTRIES})`, eocdAt);
   }
   if (cdOffset + cdSize !== directoryEnd) {
     // zipfile-style readers shift every offset by this difference: data was prepended.
@@ -355,11 +364,7 @@ function hex(value: number): string {
 
 function readCentral(file: Deno.FsFile, offset: number, size: number): Uint8Array {
   if (size > 256 << 20) {
-    throw new FormatError(
-      "LIMIT_EXCEEDED",
-      `Invalid zip: central directory of ${size} bytes`,
-      offset,
-    );
+    throw tooLarge(`central directory of ${size} bytes`, offset);
   }
   return readAt(file, offset, size);
 }
@@ -392,33 +397,20 @@ function parseExtra(bytes: Uint8Array, at: number): Map<number, Uint8Array> {
 
 function checkFlags(name: string, flags: number, method: number, at: number): void {
   if (flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED)) {
-    throw new FormatError(
-      "UNSUPPORTED",
-      `Invalid zip: member "${name}" is encrypted and cannot be inspected`,
-      at,
-    );
+    throw unsupported(`member "${name}" is encrypted and cannot be inspected`, at);
   }
   if (flags & FLAG_PATCHED) {
-    throw new FormatError("UNSUPPORTED", `Invalid zip: member "${name}" is patch data`, at);
+    throw unsupported(`member "${name}" is patch data`, at);
   }
   if (method !== 0 && method !== 8) {
-    throw new FormatError(
-      "UNSUPPORTED",
-      `Invalid zip: member "${name}" uses compression method ${method}`,
-      at,
-    );
+    throw unsupported(`member "${name}" uses compression method ${method}`, at);
   }
 }
 
 function checkName(
   name: string,
   at: number,
-  finding: (
-    rule: string,
-    severity: Finding["severity"],
-    message: string,
-    extra?: Partial<Finding>,
-  ) => void,
+  finding: Report,
 ): void {
   if (
     // deno-lint-ignore no-control-regex -- control characters in a member name are the threat
@@ -544,12 +536,7 @@ function hiddenGap(
   file: Deno.FsFile,
   start: number,
   end: number,
-  finding: (
-    rule: string,
-    severity: Finding["severity"],
-    message: string,
-    extra?: Partial<Finding>,
-  ) => void,
+  finding: Report,
 ): void {
   const sample = readAt(file, start, Math.min(end - start, 1 << 20));
   let hasHeader = false;
@@ -583,18 +570,13 @@ function memberCrc(file: Deno.FsFile, entry: ZipEntry, onRead?: (bytes: number) 
 
 function inflateMember(file: Deno.FsFile, entry: ZipEntry): Uint8Array {
   if (entry.size > MAX_INFLATED) {
-    throw new FormatError(
-      "LIMIT_EXCEEDED",
-      `Invalid zip: compressed member "${entry.name}" inflates to ${entry.size} bytes (limit ${MAX_INFLATED})`,
+    throw tooLarge(
+      `compressed member "${entry.name}" inflates to ${entry.size} bytes (limit ${MAX_INFLATED})`,
       entry.dataOffset,
     );
   }
   if (entry.compressedSize > MAX_INFLATED) {
-    throw new FormatError(
-      "LIMIT_EXCEEDED",
-      `Invalid zip: compressed member "${entry.name}" is too large`,
-      entry.dataOffset,
-    );
+    throw tooLarge(`compressed member "${entry.name}" is too large`, entry.dataOffset);
   }
   const compressed = readAt(file, entry.dataOffset, entry.compressedSize);
   let out: Uint8Array;

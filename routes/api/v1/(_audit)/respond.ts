@@ -3,8 +3,8 @@
  * Codes not listed go to the gateway's one error mapping.
  * @module
  */
-import { RpcError } from "../../../../runtime/kit/errors.ts";
 import type { RouteContext } from "../../../../workers/gateway/routing.ts";
+import { answerJson } from "../(_answer)/answer.ts";
 
 /** Status of each audit refusal. */
 export const AUDIT_ERROR_STATUS: Readonly<Record<string, number>> = {
@@ -25,14 +25,5 @@ export async function answerAudit(
   ctx: Pick<RouteContext, "requestId">,
   call: () => Promise<unknown>,
 ): Promise<Response> {
-  try {
-    return Response.json(await call());
-  } catch (error) {
-    if (!(error instanceof RpcError) || !Object.hasOwn(AUDIT_ERROR_STATUS, error.code)) throw error;
-    const status = AUDIT_ERROR_STATUS[error.code] as number;
-    return Response.json(
-      { error: { code: error.code, message: error.message, requestId: ctx.requestId } },
-      { status, headers: status === 503 ? { "retry-after": "1" } : {} },
-    );
-  }
+  return await answerJson(ctx, call, { statuses: AUDIT_ERROR_STATUS });
 }

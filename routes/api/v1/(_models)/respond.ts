@@ -4,8 +4,8 @@
  * an unavailable control, a plain 500 for anything unexpected).
  * @module
  */
-import { RpcError } from "../../../../runtime/kit/errors.ts";
 import type { RouteContext } from "../../../../workers/gateway/routing.ts";
+import { answerJson, mappedRefusal } from "../(_answer)/answer.ts";
 
 /** Status of each quarantine/registry refusal. */
 export const MODEL_ERROR_STATUS: Readonly<Record<string, number>> = {
@@ -40,21 +40,13 @@ export async function answer(
   call: () => Promise<unknown>,
   init: { status?: number } = {},
 ): Promise<Response> {
-  try {
-    return Response.json(await call(), { status: init.status ?? 200 });
-  } catch (error) {
-    const response = refusal(ctx, error);
-    if (response === null) throw error;
-    return response;
-  }
+  return await answerJson(ctx, call, {
+    statuses: MODEL_ERROR_STATUS,
+    ...(init.status === undefined ? {} : { status: init.status }),
+  });
 }
 
 /** The response for a mapped quarantine/registry refusal, or null. */
 export function refusal(ctx: Pick<RouteContext, "requestId">, error: unknown): Response | null {
-  if (!(error instanceof RpcError) || !Object.hasOwn(MODEL_ERROR_STATUS, error.code)) return null;
-  const status = MODEL_ERROR_STATUS[error.code] as number;
-  return Response.json(
-    { error: { code: error.code, message: error.message, requestId: ctx.requestId } },
-    { status, headers: status === 503 ? { "retry-after": "1" } : {} },
-  );
+  return mappedRefusal(ctx, error, { statuses: MODEL_ERROR_STATUS });
 }
