@@ -177,6 +177,11 @@ Deno.test("verifyModelSigningBundle() fails each wrong bundle with its code", ()
     },
     { name: "not JSON", text: "{nope", code: "BUNDLE_INVALID" },
     {
+      name: "a payload that is not valid base64",
+      text: bundle(key, { files }).replace(/"payload":"[^"]*"/, '"payload":"a"'),
+      code: "BUNDLE_INVALID",
+    },
+    {
       name: "another media type",
       text: JSON.stringify({ mediaType: "x", verificationMaterial: {} }),
       code: "BUNDLE_INVALID",

@@ -138,8 +138,13 @@ function loadKey(key: BundleKey): { key: KeyObject; hash: string } | null {
   }
 }
 
-function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+/** Bytes of base64 text, or null when it is not valid base64. */
+function fromBase64(text: string): Uint8Array | null {
+  try {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
 }
 
 /** The files a statement signs, as name → SHA-256, or why it cannot be read. */
@@ -240,11 +245,14 @@ export function verifyModelSigningBundle(
     );
   }
   const payload = fromBase64(envelope.payload);
+  const sig = fromBase64((envelope.signatures[0] as { sig: string }).sig);
+  if (payload === null || sig === null) {
+    return fail("BUNDLE_INVALID", "The envelope's payload or signature is not valid base64");
+  }
   if (payload.length > MAX_PAYLOAD_BYTES) {
     return fail("BUNDLE_INVALID", "The signed statement is too large");
   }
   const signed = preAuthEncoding(envelope.payloadType, payload);
-  const sig = fromBase64((envelope.signatures[0] as { sig: string }).sig);
   const signer = candidates.find((c) => {
     try {
       return verify(c.loaded.hash, signed, c.loaded.key, sig);
