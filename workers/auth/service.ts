@@ -38,6 +38,9 @@ import {
 import { afterFailure, bucketKey, EMPTY_BUCKET } from "./lockout.ts";
 import { AuthStore, AuthStoreError } from "./store.ts";
 
+/** Smallest move of a session's idle end that is written (see check()). */
+const TOUCH_STEP_MS = 30_000;
+
 /** Files of the auth directory. */
 export const AUTH_FILES = {
   passphrase: "passphrase.json",
@@ -316,8 +319,13 @@ export class AuthService {
     }
     let idleExpiresAt = session.idleExpiresAt;
     if (touch) {
-      idleExpiresAt = Math.min(now + this.#idleMs, session.expiresAt);
-      this.#store.touchSession(hash, idleExpiresAt);
+      // Written only when it moves by a step: a burst of requests is one durable write,
+      // not one per request, and the session can only end earlier than exact, never later.
+      const moved = Math.min(now + this.#idleMs, session.expiresAt);
+      if (moved - idleExpiresAt >= Math.min(TOUCH_STEP_MS, this.#idleMs / 10)) {
+        idleExpiresAt = moved;
+        this.#store.touchSession(hash, idleExpiresAt);
+      }
     }
     return { ok: true, configured, principal: this.#principal({ ...session, idleExpiresAt }) };
   }

@@ -371,6 +371,32 @@ Deno.test("a passive check never extends a session; a touch does, up to the abso
   }
 });
 
+Deno.test("touches within 30 s keep the stored idle end; a later one moves it", async () => {
+  const h = await harness();
+  try {
+    const { service, grant } = await configured(h);
+    const token = grant.session.token;
+    const idleEnd = (r: ReturnType<typeof service.check>) =>
+      r.ok ? r.principal.idleExpiresAt : null;
+    const start = h.clock.now;
+    h.clock.now = start + 60_000;
+    const first = idleEnd(service.check({ kind: "session", token }, true));
+    equal(first, new Date(start + 60_000 + 30 * MINUTE).toISOString());
+    h.clock.now = start + 80_000;
+    equal(idleEnd(service.check({ kind: "session", token }, true)), first, "a burst is one write");
+    h.clock.now = start + 91_000;
+    equal(
+      idleEnd(service.check({ kind: "session", token }, true)),
+      new Date(start + 91_000 + 30 * MINUTE).toISOString(),
+    );
+    // What is enforced is what was stored: the session ends at the stored idle end.
+    h.clock.now = start + 91_000 + 30 * MINUTE;
+    equal(service.check({ kind: "session", token }, false).ok, false);
+  } finally {
+    await h.cleanup();
+  }
+});
+
 Deno.test("sessions survive a restart and are stored only as hashes", async () => {
   const h = await harness();
   try {

@@ -5,7 +5,7 @@
  * are epoch milliseconds.
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { BucketState } from "./lockout.ts";
 
 /** A stored session. */
@@ -81,9 +81,20 @@ function text(value: unknown): string {
 /** The database. Every method is synchronous: node:sqlite is, and the rows are few. */
 export class AuthStore {
   readonly #db: DatabaseSync;
+  /** Prepared once per SQL text: the session check runs on every request. */
+  readonly #statements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
+  }
+
+  #sql(text: string): StatementSync {
+    let statement = this.#statements.get(text);
+    if (statement === undefined) {
+      statement = this.#db.prepare(text);
+      this.#statements.set(text, statement);
+    }
+    return statement;
   }
 
   /**
@@ -119,14 +130,14 @@ export class AuthStore {
 
   /** Stores a new session. */
   addSession(row: SessionRow): void {
-    this.#db.prepare(
+    this.#sql(
       "INSERT INTO sessions (hash, created_at, idle_expires_at, expires_at) VALUES (?, ?, ?, ?)",
     ).run(row.hash, row.createdAt, row.idleExpiresAt, row.expiresAt);
   }
 
   /** The session with this token hash, if any. */
   session(hash: string): SessionRow | undefined {
-    const row = this.#db.prepare(
+    const row = this.#sql(
       "SELECT hash, created_at, idle_expires_at, expires_at FROM sessions WHERE hash = ?",
     ).get(hash);
     if (row === undefined) return undefined;
@@ -140,7 +151,7 @@ export class AuthStore {
 
   /** Moves a session's idle end. */
   touchSession(hash: string, idleExpiresAt: number): void {
-    this.#db.prepare("UPDATE sessions SET idle_expires_at = ? WHERE hash = ?").run(
+    this.#sql("UPDATE sessions SET idle_expires_at = ? WHERE hash = ?").run(
       idleExpiresAt,
       hash,
     );
@@ -148,12 +159,12 @@ export class AuthStore {
 
   /** Deletes one session; returns whether it existed. */
   deleteSession(hash: string): boolean {
-    return int(this.#db.prepare("DELETE FROM sessions WHERE hash = ?").run(hash).changes) > 0;
+    return int(this.#sql("DELETE FROM sessions WHERE hash = ?").run(hash).changes) > 0;
   }
 
   /** Deletes every session; returns how many there were. */
   deleteAllSessions(): number {
-    return int(this.#db.prepare("DELETE FROM sessions").run().changes);
+    return int(this.#sql("DELETE FROM sessions").run().changes);
   }
 
   /**
@@ -162,23 +173,23 @@ export class AuthStore {
    * @param keep most sessions kept
    */
   pruneSessions(now: number, keep: number): void {
-    this.#db.prepare("DELETE FROM sessions WHERE expires_at <= ? OR idle_expires_at <= ?").run(
+    this.#sql("DELETE FROM sessions WHERE expires_at <= ? OR idle_expires_at <= ?").run(
       now,
       now,
     );
-    this.#db.prepare(
+    this.#sql(
       "DELETE FROM sessions WHERE hash NOT IN (SELECT hash FROM sessions ORDER BY created_at DESC LIMIT ?)",
     ).run(keep);
   }
 
   /** Number of live session rows (expired ones included until pruned). */
   sessionCount(): number {
-    return int(this.#db.prepare("SELECT count(*) AS n FROM sessions").get()?.n);
+    return int(this.#sql("SELECT count(*) AS n FROM sessions").get()?.n);
   }
 
   /** Whether a device hash is known and not expired. */
   isKnownDevice(hash: string, now: number): boolean {
-    const row = this.#db.prepare("SELECT expires_at FROM devices WHERE hash = ?").get(hash);
+    const row = this.#sql("SELECT expires_at FROM devices WHERE hash = ?").get(hash);
     return row !== undefined && int(row.expires_at) > now;
   }
 
@@ -189,20 +200,20 @@ export class AuthStore {
    * @param options expiry and bound
    */
   rememberDevice(hash: string, now: number, options: { expiresAt: number; keep: number }): void {
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO devices (hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (hash) DO UPDATE SET last_seen_at = excluded.last_seen_at,
          expires_at = excluded.expires_at`,
     ).run(hash, now, now, options.expiresAt);
-    this.#db.prepare("DELETE FROM devices WHERE expires_at <= ?").run(now);
-    this.#db.prepare(
+    this.#sql("DELETE FROM devices WHERE expires_at <= ?").run(now);
+    this.#sql(
       "DELETE FROM devices WHERE hash NOT IN (SELECT hash FROM devices ORDER BY last_seen_at DESC LIMIT ?)",
     ).run(options.keep);
   }
 
   /** Replaces the named token's hash. */
   setToken(row: TokenRow): void {
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO tokens (name, hash, created_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at`,
     ).run(row.name, row.hash, row.createdAt);
@@ -210,7 +221,7 @@ export class AuthStore {
 
   /** The token with this hash, if any. */
   token(hash: string): TokenRow | undefined {
-    const row = this.#db.prepare("SELECT name, hash, created_at FROM tokens WHERE hash = ?").get(
+    const row = this.#sql("SELECT name, hash, created_at FROM tokens WHERE hash = ?").get(
       hash,
     );
     if (row === undefined) return undefined;
@@ -219,7 +230,7 @@ export class AuthStore {
 
   /** A lockout bucket (undefined when it has no failures on record). */
   bucket(key: string): BucketState | undefined {
-    const row = this.#db.prepare(
+    const row = this.#sql(
       "SELECT failures, locked_until, last_failure_at FROM lockout WHERE bucket = ?",
     ).get(key);
     if (row === undefined) return undefined;
@@ -232,7 +243,7 @@ export class AuthStore {
 
   /** Writes a lockout bucket. */
   setBucket(key: string, state: BucketState): void {
-    this.#db.prepare(
+    this.#sql(
       `INSERT INTO lockout (bucket, failures, locked_until, last_failure_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (bucket) DO UPDATE SET failures = excluded.failures,
          locked_until = excluded.locked_until, last_failure_at = excluded.last_failure_at`,
@@ -241,7 +252,7 @@ export class AuthStore {
 
   /** Clears a lockout bucket (after a success). */
   clearBucket(key: string): void {
-    this.#db.prepare("DELETE FROM lockout WHERE bucket = ?").run(key);
+    this.#sql("DELETE FROM lockout WHERE bucket = ?").run(key);
   }
 
   /**
@@ -249,11 +260,11 @@ export class AuthStore {
    * then the least recent beyond `keep` (spec 10 §8: pruned above 4096).
    */
   pruneBuckets(before: number, keep: number): void {
-    this.#db.prepare("DELETE FROM lockout WHERE last_failure_at < ? AND locked_until < ?").run(
+    this.#sql("DELETE FROM lockout WHERE last_failure_at < ? AND locked_until < ?").run(
       before,
       before,
     );
-    this.#db.prepare(
+    this.#sql(
       `DELETE FROM lockout WHERE bucket NOT IN
         (SELECT bucket FROM lockout ORDER BY last_failure_at DESC LIMIT ?)`,
     ).run(keep);
