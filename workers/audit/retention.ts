@@ -14,7 +14,12 @@ import { AuditError } from "./offline/errors.ts";
 import { type Anchor, readHeadLine, type SignedHead } from "./offline/format.ts";
 import { isHeadSigned, type PublicKeyInfo } from "./offline/keys.ts";
 import { MerkleFrontier, toHex } from "./offline/merkle.ts";
-import { listSegments, readLastLine, type SegmentInfo } from "./offline/segments.ts";
+import {
+  countWhollyBefore,
+  listSegments,
+  readLastLine,
+  type SegmentInfo,
+} from "./offline/segments.ts";
 import { TreeFileReader } from "./offline/tree_file.ts";
 
 /** What a retention run deletes. */
@@ -120,12 +125,8 @@ export async function anchorFor(
  */
 export async function deleteBefore(dir: string, size: number): Promise<number> {
   const { segments } = await listSegments(dir);
-  let deleted = 0;
-  for (let i = 0; i + 1 < segments.length; i++) {
-    if ((segments[i + 1] as SegmentInfo).firstSeq > size) break;
-    await Deno.remove((segments[i] as SegmentInfo).path);
-    deleted++;
-  }
+  const deleted = countWhollyBefore(segments, size);
+  for (const seg of segments.slice(0, deleted)) await Deno.remove(seg.path);
   if (deleted > 0) await syncDir(`${dir}/segments`);
   return deleted;
 }

@@ -213,3 +213,15 @@ export async function readLastLine(path: string): Promise<Uint8Array | null> {
     file.close();
   }
 }
+
+/**
+ * How many leading segments lie wholly before entry `size`: each is followed by a segment
+ * that starts at or before it (what a retention run deletes; leftovers of an interrupted one).
+ * @param segments sorted by first seq
+ * @param size the first entry kept
+ */
+export function countWhollyBefore(segments: readonly SegmentInfo[], size: number): number {
+  let n = 0;
+  while (n + 1 < segments.length && (segments[n + 1] as SegmentInfo).firstSeq <= size) n++;
+  return n;
+}

@@ -24,7 +24,13 @@ import { headHash, isHeadSigned, type PublicKeyInfo, readPublicKey } from "./key
 import { readAnchor } from "./anchor.ts";
 import { LeafTree } from "./leaf_tree.ts";
 import { hashEquals, leafHash, toHex } from "./merkle.ts";
-import { listSegments, scanLineRanges, scanLines, type SegmentInfo } from "./segments.ts";
+import {
+  countWhollyBefore,
+  listSegments,
+  scanLineRanges,
+  scanLines,
+  type SegmentInfo,
+} from "./segments.ts";
 import { TreeFileReader } from "./tree_file.ts";
 
 /** What was found wrong. */
@@ -224,11 +230,7 @@ export async function verifyLog(
     }, false);
   }
   // Segments wholly before the anchor are left over from an interrupted retention run.
-  let first = 0;
-  while (
-    anchor && first + 1 < segments.length &&
-    (segments[first + 1] as SegmentInfo).firstSeq <= anchor.size
-  ) first++;
+  let first = anchor ? countWhollyBefore(segments, anchor.size) : 0;
   if (anchor && segments[first] && (segments[first] as SegmentInfo).firstSeq < anchor.size) first++;
 
   for (let si = first; si < segments.length && !problem && !isStoppedAtUntil; si++) {
