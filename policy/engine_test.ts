@@ -37,6 +37,35 @@ Deno.test("PolicyEngine.decide() denies path decisions when no workspace is conf
   equal(d.rule, "path.fs.no_workspace");
 });
 
+Deno.test("PolicyEngine.decide() refuses a tool call with more than 128 arguments before its schema", () => {
+  const engine = new PolicyEngine(policy);
+  const call = (count: number) =>
+    engine.decide({
+      domain: "tool_access",
+      input: {
+        tool: "filesystem.read",
+        args: Object.fromEntries(Array.from({ length: count }, (_, i) => [`a${i}`, i])),
+      },
+    }).rule;
+  equal(call(129), "tools.args.count");
+  equal(call(128), "tools.args.invalid", "128 unknown arguments reach the tool's schema");
+});
+
+Deno.test("PolicyEngine.decide() names every unknown argument, inherited names included", () => {
+  const engine = new PolicyEngine(policy);
+  const decide = (args: string) =>
+    engine.decide({
+      domain: "tool_access",
+      input: JSON.parse(`{"tool":"filesystem.read","args":{"path":"user_docs/a.txt",${args}}}`),
+    });
+  const d = decide('"constructor":1,"toString":2');
+  equal(d.rule, "tools.args.invalid");
+  deepEqual(d.reasons, ['Unknown argument "constructor", "toString"']);
+  const proto = decide('"__proto__":{"path":"outputs/x"}');
+  equal(proto.rule, "input.invalid", "not dropped on the way in");
+  match(proto.reasons[0] ?? "", /__proto__/);
+});
+
 Deno.test("PolicyEngine.replace() puts a new policy in force", async () => {
   const engine = new PolicyEngine(policy);
   const dir = await Deno.makeTempDir();

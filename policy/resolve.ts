@@ -47,20 +47,6 @@ function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`);
 }
 
-/**
- * `lstat` whose failure carries no stack trace: a missing name is an expected answer here
- * (every new file written), and capturing a stack costs more than the syscall.
- */
-function lstatQuiet(path: string): Deno.FileInfo {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return Deno.lstatSync(path);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
-
 function refuse(rule: string, reason: string): UnresolvedPath {
   return { ok: false, rule: `path.fs.${rule}`, reason };
 }
@@ -68,6 +54,8 @@ function refuse(rule: string, reason: string): UnresolvedPath {
 /** Resolves workspace paths under one root. */
 export class WorkspaceResolver {
   readonly #root: string;
+  /** Whether the configured root lies in a system tree (judged once, by its text). */
+  readonly #rootIsSystem: boolean;
   #real: string | null = null;
   #dev = 0;
 
@@ -75,6 +63,7 @@ export class WorkspaceResolver {
   constructor(root: string) {
     if (!root.startsWith("/")) throw new TypeError(`Workspace root "${root}" is not absolute`);
     this.#root = root;
+    this.#rootIsSystem = SYSTEM_TREES.some((t) => isUnder(root, t));
   }
 
   /** The configured root. */
@@ -101,6 +90,11 @@ export class WorkspaceResolver {
 
   /**
    * Resolves checked segments for an operation.
+   *
+   * The walk keeps the real path found so far as one string and reads the given segments by
+   * index; only once a link is met does it keep a stack of names still to visit (the link's
+   * target pushed on top). A decision costs one `lstat` per component, which is most of its
+   * time, so nothing else is allocated per component.
    * @param segments the segments from `checkPathLexical` (no empty, `.` or `..` parts)
    * @param op read (a regular file), write (a regular file or a new name in an existing
    *   folder) or list (a folder)
@@ -109,7 +103,7 @@ export class WorkspaceResolver {
    */
   resolve(segments: readonly string[], op: PathOp): PathResolution {
     // Judged by its text first: a system tree is not even looked at (Deno refuses /proc).
-    if (SYSTEM_TREES.some((t) => isUnder(this.#root, t))) {
+    if (this.#rootIsSystem) {
       return refuse("system", "The workspace lies in a system tree (/proc, /dev, /sys)");
     }
     const root = this.#realRoot();
@@ -119,30 +113,41 @@ export class WorkspaceResolver {
     if (SYSTEM_TREES.some((t) => isUnder(root, t))) {
       return refuse("system", "The workspace lies in a system tree (/proc, /dev, /sys)");
     }
-    // Each queued name remembers whether it ends a link's target: a missing one is dangling.
-    const queue = segments.map((name) => ({ name, isLinkTail: false }));
-    const current: string[] = [];
+    // `path` is `root` plus the real components so far; `depth` counts them.
+    let path = root;
+    let depth = 0;
+    let next = 0; // the next given segment, while no link has been met
+    // After a link: names still to visit, last on top, and which of them end a link's
+    // target (a missing one is dangling).
+    let pending: string[] | null = null;
+    let tails: boolean[] | null = null;
     let links = 0;
-    const expand = (target: string) => {
-      const parts = target.split("/");
-      queue.unshift(...parts.map((name, i) => ({ name, isLinkTail: i === parts.length - 1 })));
-    };
-    while (queue.length > 0) {
-      const { name: segment, isLinkTail } = queue.shift() as { name: string; isLinkTail: boolean };
+    for (;;) {
+      let segment: string;
+      let isLinkTail = false;
+      if (pending === null) {
+        if (next === segments.length) break;
+        segment = segments[next++] as string;
+      } else {
+        if (pending.length === 0) break;
+        segment = pending.pop() as string;
+        isLinkTail = tails?.pop() as boolean;
+      }
       if (segment === "." || segment === "") continue; // only from link targets
       if (segment === "..") {
-        // Only link targets contain "..": `current` is symlink-free, so popping it is exact.
-        if (current.length === 0) {
+        // Only link targets contain "..": `path` is symlink-free, so dropping a part is exact.
+        if (depth === 0) {
           return refuse("symlink_outside", "A symbolic link points outside the workspace");
         }
-        current.pop();
+        path = path.slice(0, path.lastIndexOf("/"));
+        depth--;
         continue;
       }
-      const isLast = queue.length === 0;
-      const path = `${root}/${[...current, segment].join("/")}`;
+      const isLast = pending === null ? next === segments.length : pending.length === 0;
+      const candidate = `${path}/${segment}`;
       let info: Deno.FileInfo;
       try {
-        info = lstatQuiet(path);
+        info = Deno.lstatSync(candidate);
       } catch (err) {
         if (err instanceof Deno.errors.PermissionDenied) {
           return refuse("permission", "A part of the path cannot be inspected");
@@ -150,8 +155,7 @@ export class WorkspaceResolver {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
         if (isLinkTail) return refuse("dangling", "A symbolic link on the path points nowhere");
         if (isLast && op === "write") {
-          current.push(segment);
-          return { ok: true, real: current.join("/"), kind: "missing", links };
+          return { ok: true, real: relative(root, candidate), kind: "missing", links };
         }
         return isLast
           ? refuse("not_found", "The path does not exist")
@@ -162,7 +166,7 @@ export class WorkspaceResolver {
         if (links > MAX_LINK_HOPS) {
           return refuse("symlink_loop", `More than ${MAX_LINK_HOPS} symbolic links (a loop)`);
         }
-        const target = Deno.readLinkSync(path);
+        let target = Deno.readLinkSync(candidate);
         if (target.startsWith("/")) {
           if (SYSTEM_TREES.some((t) => isUnder(target, t))) {
             return refuse("system", "A symbolic link points into /proc, /dev or /sys");
@@ -170,10 +174,20 @@ export class WorkspaceResolver {
           if (!isUnder(target, root)) {
             return refuse("symlink_outside", "A symbolic link points outside the workspace");
           }
-          current.length = 0;
-          expand(target.slice(root.length));
-        } else {
-          expand(target);
+          path = root;
+          depth = 0;
+          target = target.slice(root.length);
+        }
+        if (pending === null) {
+          // From here on the walk takes names from a stack: the given segments still to
+          // visit, last first.
+          pending = segments.slice(next).reverse();
+          tails = pending.map(() => false);
+        }
+        const parts = target.split("/");
+        for (let i = parts.length - 1; i >= 0; i--) {
+          pending.push(parts[i] as string);
+          tails?.push(i === parts.length - 1);
         }
         continue;
       }
@@ -183,12 +197,13 @@ export class WorkspaceResolver {
       if (info.isFifo || info.isSocket || info.isCharDevice || info.isBlockDevice) {
         return refuse("special", "The path names a FIFO, a socket or a device");
       }
-      current.push(segment);
+      path = candidate;
+      depth++;
       if (!isLast) {
         if (!info.isDirectory) return refuse("not_directory", "A part of the path is not a folder");
         continue;
       }
-      const real = current.join("/");
+      const real = relative(root, path);
       if (op === "list") {
         if (!info.isDirectory) return refuse("not_directory", "Only a folder can be listed");
         return { ok: true, real, kind: "dir", links };
@@ -203,4 +218,9 @@ export class WorkspaceResolver {
     }
     return refuse("not_found", "The path is empty after resolving links");
   }
+}
+
+/** `path` (which starts with `root/`) relative to `root`. */
+function relative(root: string, path: string): string {
+  return path.slice(root.length + 1);
 }

@@ -181,10 +181,18 @@ export type AgentFile = z.infer<typeof AgentFileSchema>;
 // ---------------------------------------------------------------------------------------
 // Domain inputs
 
-/** A JSON value with bounded size is checked by the tool firewall; here: any JSON. */
-const ArgsSchema = z.record(z.string().min(1).max(256), z.unknown()).refine(
-  (a) => Object.keys(a).length <= 128,
-  "expected at most 128 arguments",
+/** Most arguments one tool call may carry (checked by the `tool_access` evaluator). */
+export const MAX_TOOL_ARGS = 128;
+
+/**
+ * Argument values are judged by the tool registry's strict schema and the firewall's limits;
+ * here: named JSON values. The count is bounded by the evaluator, not by a zod refinement
+ * (a refinement triples the cost of parsing a tool call).
+ */
+const ArgsSchema = z.record(
+  // zod would drop a "__proto__" key without a word; an argument by that name is refused.
+  z.string().min(1).max(256).regex(/^(?!__proto__$)/, 'An argument may not be named "__proto__"'),
+  z.unknown(),
 );
 
 /** `tool_access`: one proposed tool call. */

@@ -22,7 +22,7 @@ export interface ToolSpec {
   description: string;
   /** Strict schema of the arguments (unknown keys refused). */
   args: z.ZodObject<z.ZodRawShape, "strict">;
-  /** Kind of each argument the schema names. */
+  /** Kind of each argument the schema names (exactly those: its keys are the arguments). */
   kinds: Readonly<Record<string, ArgKind>>;
 }
 
@@ -37,6 +37,9 @@ function tool(
 ): ToolSpec {
   for (const key of Object.keys(shape)) {
     if (!kinds[key]) throw new TypeError(`Tool "${name}" argument "${key}" has no kind`);
+  }
+  for (const key of Object.keys(kinds)) {
+    if (!shape[key]) throw new TypeError(`Tool "${name}" kind "${key}" names no argument`);
   }
   return { name, description, args: z.strictObject(shape), kinds };
 }

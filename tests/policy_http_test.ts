@@ -153,6 +153,13 @@ Deno.test("POST /api/v1/tools/check answers 200 for decisions, 429 for a rate li
     const malformed = await c.post("/api/v1/tools/check", { ...call, extra: 1 });
     equal(malformed.status, 400);
     await malformed.body?.cancel();
+    // An own "__proto__" argument is refused, not dropped and then allowed without it.
+    const proto = await c.post("/api/v1/tools/check", {
+      ...call,
+      args: JSON.parse('{"path":"user_docs/a.txt","__proto__":{"path":"outputs/x"}}'),
+    });
+    equal(proto.status, 400);
+    match(await proto.text(), /__proto__/);
     let limited: Response | null = null;
     for (let i = 0; i < 25 && limited === null; i++) {
       const r = await c.post("/api/v1/tools/check", call);

@@ -10,7 +10,7 @@
 import type { z } from "zod";
 import type { CompiledTool } from "../compile.ts";
 import { firstMatch } from "../path_gate.ts";
-import type { ToolAccessInputSchema } from "../schema.ts";
+import { MAX_TOOL_ARGS, type ToolAccessInputSchema } from "../schema.ts";
 import { TOOL_REGISTRY } from "../tools.ts";
 import { evaluateEgress } from "./egress.ts";
 import { type EvalContext, type Outcome, Trail } from "./outcome.ts";
@@ -41,12 +41,13 @@ function containsBlocked(value: unknown, blocklist: readonly string[], depth = 0
   return blocklist.some((b) => lower.includes(b));
 }
 
+function describeUnknown(keys: readonly string[]): string {
+  return `Unknown argument ${keys.map((k) => `"${k.slice(0, 64)}"`).join(", ")}`;
+}
+
 function describeArgsError(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return "The arguments are invalid";
-  if (issue.code === "unrecognized_keys") {
-    return `Unknown argument ${issue.keys.map((k) => `"${k.slice(0, 64)}"`).join(", ")}`;
-  }
   const at = issue.path.length ? `"${issue.path.join(".").slice(0, 64)}"` : "(arguments)";
   if (issue.code === "invalid_type" && issue.received === "undefined") {
     return `Missing argument ${at}`;
@@ -97,6 +98,15 @@ export function evaluateToolAccess(
     return trail.deny("tools.default_deny", [`Tool "${tool}" is not in the allowlist`]);
   }
   trail.checks.push("tools.allow");
+  if (Object.keys(input.args).length > MAX_TOOL_ARGS) {
+    return trail.deny("tools.args.count", [`The call has more than ${MAX_TOOL_ARGS} arguments`]);
+  }
+  // Unknown arguments are refused before the schema runs: a zod error costs more than the
+  // rest of the decision, and an agent probing for arguments would pay it on every call.
+  const unknown = Object.keys(input.args).filter((key) => !Object.hasOwn(spec.kinds, key));
+  if (unknown.length > 0) {
+    return trail.deny("tools.args.invalid", [describeUnknown(unknown)]);
+  }
   const parsed = spec.args.safeParse(input.args);
   if (!parsed.success) {
     return trail.deny("tools.args.invalid", [describeArgsError(parsed.error)]);

@@ -4,6 +4,8 @@
  * 1. In process, per domain: p50/p99 of one decision (JSON line → decision with evidence)
  *    and decisions/s on one core, vs the same loop that only parses the input (JSON.parse +
  *    the domain's strict schema). Targets (issue #5): p99 ≤ 50 µs, ≥ 100 000 decisions/s.
+ *    Path decisions also against a second baseline: the very `lstat`/`readlink` calls they
+ *    made, replayed on their own (the floor any evaluator on Deno's file API pays).
  * 2. Over HTTP, 64 concurrent clients, vs a bare `Deno.serve` answering a fixed decision in
  *    this process: (a) a bare `Deno.serve` that asks the real policy control over RPC (policy
  *    + audit with fsync per group commit, no gateway middleware) and (b) `POST
@@ -61,6 +63,49 @@ const fmt = (s: Stats, unit = "µs") =>
     Math.round(s.perSecond).toLocaleString("en").padStart(9)
   }/s`;
 
+/** One filesystem call a decision made: which call, on which path. */
+interface FsCall {
+  fn: "lstatSync" | "readLinkSync";
+  path: string;
+}
+
+/**
+ * The filesystem calls `run` makes, in order (Deno's sync calls wrapped while it runs). Path
+ * decisions are bound by these calls: a second baseline replays exactly them.
+ */
+function recordFsCalls(run: () => void): FsCall[] {
+  const calls: FsCall[] = [];
+  const lstat = Deno.lstatSync;
+  const readLink = Deno.readLinkSync;
+  Deno.lstatSync = (path) => {
+    calls.push({ fn: "lstatSync", path: String(path) });
+    return lstat(path);
+  };
+  Deno.readLinkSync = (path) => {
+    calls.push({ fn: "readLinkSync", path: String(path) });
+    return readLink(path);
+  };
+  try {
+    run();
+  } finally {
+    Deno.lstatSync = lstat;
+    Deno.readLinkSync = readLink;
+  }
+  return calls;
+}
+
+/** Makes the recorded calls again (a missing name throws, as it did in the decision). */
+function replayFsCalls(calls: readonly FsCall[]): void {
+  for (const call of calls) {
+    try {
+      if (call.fn === "lstatSync") Deno.lstatSync(call.path);
+      else Deno.readLinkSync(call.path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. In process
 
@@ -90,6 +135,17 @@ for (const [domain, lines] of Object.entries(BENCH_INPUTS) as [PolicyDomain, str
       (decide.p99 / base.p99).toFixed(1)
     }  rate ÷${(base.perSecond / decide.perSecond).toFixed(1)}`,
   );
+  const calls = lines.map((line) =>
+    recordFsCalls(() => engine.decide({ domain, input: JSON.parse(line) }))
+  );
+  if (calls.some((c) => c.length > 0)) {
+    const floor = measure(PER_DOMAIN, (i) => replayFsCalls(calls[i % calls.length] as FsCall[]));
+    say(
+      `  ${"".padEnd(16)} its ${calls.reduce((n, c) => n + c.length, 0)} filesystem calls alone ${
+        fmt(floor)
+      }   decide rate ÷${(floor.perSecond / decide.perSecond).toFixed(2)}`,
+    );
+  }
 }
 await Deno.remove(workspace.replace(/\/ws$/, ""), { recursive: true });
 

@@ -14,11 +14,20 @@ const CallName = z.string().min(1).max(256).refine(
   "expected no leading or trailing space and no NUL, CR or LF",
 );
 
+/**
+ * An argument's name: a {@link CallName} other than "__proto__", which zod would drop without
+ * a word, so the call judged would not be the call the caller goes on to execute.
+ */
+const ArgName = CallName.refine(
+  (s) => s !== "__proto__",
+  'An argument may not be named "__proto__"',
+);
+
 /** One proposed tool call. */
 export const ToolCallSchema = z.strictObject({
   tool: CallName,
   /** Arguments: JSON values, bounded by the firewall's shape limits. */
-  args: z.record(CallName, z.unknown()).default({}),
+  args: z.record(ArgName, z.unknown()).default({}),
   /** The session (agent task, chat) making the call; rate limits are kept per session. */
   session: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "expected 1-128 of A-Z a-z 0-9 . _ : -"),
 });
