@@ -145,7 +145,47 @@ export function checkUrl(raw: string, limits: UrlLimits): UrlCheck {
   if (parseIPv4(parsed.hostname) !== null || parsed.hostname.includes(":")) {
     return fail("ip_literal", "IP literal hosts are never allowed, in any encoding");
   }
+  const hidden = rawPath.includes("%") ? findHiddenInPath(rawPath) : null;
+  if (hidden) return fail("path_escape", hidden);
   return { ok: true, url: { host: lower, path, query } };
+}
+
+/** Most rounds of percent-decoding applied to one path segment. */
+const MAX_PATH_DECODE_ROUNDS = 4;
+const ESCAPE_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
+
+/**
+ * What a server that decodes the path (once or again) would see that the allowlist did not:
+ * a segment that decodes to `.` or `..`, a `/` or `\` or control character inside an escape,
+ * or an escape that is not valid UTF-8 (overlong forms like `%c0%ae` are dots to some
+ * decoders). `/models/..%2Fadmin` matches the prefix `/models` and is `/admin` once decoded.
+ * @returns the reason, or null when the escapes hide nothing
+ */
+function findHiddenInPath(rawPath: string): string | null {
+  for (let segment of rawPath.split("/")) {
+    for (let round = 0; segment.includes("%"); round++) {
+      if (round === MAX_PATH_DECODE_ROUNDS) {
+        return `A path segment is still encoded after ${MAX_PATH_DECODE_ROUNDS} rounds of decoding`;
+      }
+      let decoded: string;
+      try {
+        decoded = segment.replace(ESCAPE_RUN, (run) => decodeURIComponent(run));
+      } catch (err) {
+        if (!(err instanceof URIError)) throw err;
+        return "The path contains an escape that is not valid UTF-8 (an overlong form)";
+      }
+      if (decoded === segment) break; // a literal "%" that escapes nothing
+      // deno-lint-ignore no-control-regex -- control characters are what this looks for
+      if (/[\/\\\x00-\x1f\x7f]/.test(decoded)) {
+        return "The path hides a separator or a control character in an escape";
+      }
+      segment = decoded;
+    }
+    if (segment === "." || segment === "..") {
+      return "The path hides a dot segment in an escape";
+    }
+  }
+  return null;
 }
 
 /** One allowlist entry as the evaluator uses it. */

@@ -49,10 +49,38 @@ const cases: { name: string; url: string; rule: string | null }[] = [
     rule: "egress.url.mismatch",
   },
   {
-    name: "accepts an encoded slash in the path (the parsers agree)",
-    url: "https://a.com/a%2Fb",
-    rule: null,
+    name: "refuses an encoded slash in the path (a decoding server sees another path)",
+    url: "https://a.com/models/..%2Fadmin",
+    rule: "egress.url.path_escape",
   },
+  {
+    name: "refuses an overlong UTF-8 dot segment the WHATWG parser leaves alone",
+    url: "https://a.com/a/%c0%ae%c0%ae/b",
+    rule: "egress.url.path_escape",
+  },
+  {
+    name: "refuses a double-encoded dot segment",
+    url: "https://a.com/a/%252e%252E/b",
+    rule: "egress.url.path_escape",
+  },
+  {
+    name: "refuses a double-encoded backslash",
+    url: "https://a.com/a/%255c/b",
+    rule: "egress.url.path_escape",
+  },
+  {
+    name: "refuses an encoded NUL in the path",
+    url: "https://a.com/x%00.gguf",
+    rule: "egress.url.path_escape",
+  },
+  {
+    name: "refuses a path segment still encoded after four rounds",
+    url: "https://a.com/%252525252e",
+    rule: "egress.url.path_escape",
+  },
+  { name: "accepts an encoded percent sign", url: "https://a.com/a/100%25.txt", rule: null },
+  { name: "accepts encoded UTF-8 in the path", url: "https://a.com/caf%C3%A9", rule: null },
+  { name: "accepts an encoded slash in the query", url: "https://a.com/x?p=a%2Fb", rule: null },
   { name: "accepts upper-case scheme letters", url: "HTTPS://a.com/", rule: null },
 ];
 

@@ -10,8 +10,10 @@
  *    this process: (a) a bare `Deno.serve` that asks the real policy control over RPC (policy
  *    + audit with fsync per group commit, no gateway middleware) and (b) `POST
  *    /api/v1/policy/decide` through the real gateway (real supervisor, workers, permissions).
- *    Target: p99 ≤ 2 ms. The gateway needs a signed-in session for a POST: the script claims
- *    the fresh instance with its setup code, as a user would.
+ *    Target: p99 ≤ 2 ms. Each also with one client (the latency of one request without
+ *    queueing: the hops between isolates and the audit fsync). The gateway needs a
+ *    signed-in session for a POST: the script claims the fresh instance with its setup code,
+ *    as a user would.
  *
  *   tools/deno task bench:policy [decisionsPerDomain] [requestsPerClient]
  * @module
@@ -155,11 +157,13 @@ await Deno.remove(workspace.replace(/\/ws$/, ""), { recursive: true });
 async function load(
   url: string,
   init: () => RequestInit,
+  clients = CLIENTS,
+  perClient = PER_CLIENT,
 ): Promise<Stats> {
   const times: number[] = [];
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
-    for (let i = 0; i < PER_CLIENT; i++) {
+  await Promise.all(Array.from({ length: clients }, async () => {
+    for (let i = 0; i < perClient; i++) {
       const started = performance.now();
       const res = await fetch(url, init());
       await res.arrayBuffer();
@@ -219,24 +223,27 @@ try {
   const post = (headers: Record<string, string>) => () => ({ method: "POST", headers, body });
   await load(bareUrl, post(plain)); // warm-up
   await load(directUrl, post(plain));
-  const b = await load(bareUrl, post(plain));
-  const d = await load(directUrl, post(plain));
-  say(`HTTP, ${CLIENTS} concurrent clients × ${PER_CLIENT} requests`);
-  say(`  bare Deno.serve (baseline)      ${fmt(b, "ms")}`);
-  say(`  Deno.serve → RPC policy+audit   ${fmt(d, "ms")}   p99 ×${(d.p99 / b.p99).toFixed(2)}`);
   let session: Record<string, string> | null = null;
   try {
     session = await signIn(base, sys.home);
   } catch (err) {
-    say(
-      `  gateway POST /policy/decide     not measured: cannot sign in (${(err as Error).message})`,
-    );
+    say(`  gateway POST /policy/decide: not measured, cannot sign in (${(err as Error).message})`);
   }
-  if (session) {
-    const headers = { ...plain, ...session };
-    await load(`${base}/api/v1/policy/decide`, post(headers));
-    const g = await load(`${base}/api/v1/policy/decide`, post(headers));
-    say(`  gateway POST /policy/decide     ${fmt(g, "ms")}   p99 ×${(g.p99 / b.p99).toFixed(2)}`);
+  const gatewayUrl = `${base}/api/v1/policy/decide`;
+  const gatewayPost = session ? post({ ...plain, ...session }) : null;
+  if (gatewayPost) await load(gatewayUrl, gatewayPost);
+  // One client first (latency without queueing: hops, fsync), then 64 at once (capacity).
+  const runs: [number, number][] = [[1, (CLIENTS * PER_CLIENT) / 4], [CLIENTS, PER_CLIENT]];
+  for (const [clients, perClient] of runs) {
+    const b = await load(bareUrl, post(plain), clients, perClient);
+    const d = await load(directUrl, post(plain), clients, perClient);
+    say(`HTTP, ${clients} concurrent client${clients > 1 ? "s" : ""} × ${perClient} requests`);
+    say(`  bare Deno.serve (baseline)      ${fmt(b, "ms")}`);
+    say(`  Deno.serve → RPC policy+audit   ${fmt(d, "ms")}   p99 ×${(d.p99 / b.p99).toFixed(2)}`);
+    if (gatewayPost) {
+      const g = await load(gatewayUrl, gatewayPost, clients, perClient);
+      say(`  gateway POST /policy/decide     ${fmt(g, "ms")}   p99 ×${(g.p99 / b.p99).toFixed(2)}`);
+    }
   }
 } finally {
   await sys.stop();
