@@ -147,7 +147,7 @@ const policy = compilePolicy(
 );
 const ALLOWED_HOSTS = new Set(policy.policy.airlock.allowed_destinations.map((d) => d.host));
 
-Deno.test(`egress: ${CASES} mutated URLs; every allow passes an independent check (seed ${SEED})`, () => {
+Deno.test(`egress: ${CASES} mutated URLs; every allow passes an independent check`, () => {
   const rnd = prng(SEED);
   const engine = new PolicyEngine(policy);
   const seeds = [
@@ -159,7 +159,7 @@ Deno.test(`egress: ${CASES} mutated URLs; every allow passes an independent chec
   let allowed = 0;
   for (let i = 0; i < CASES; i++) {
     const url = mutated(rnd, seeds);
-    const context = `case ${i} ${JSON.stringify(url)}`;
+    const context = `seed ${SEED} case ${i} ${JSON.stringify(url)}`;
     const d = valid(engine.decide({ domain: "egress", input: { url } }), context);
     if (d.decision !== "allow") continue;
     allowed++;
@@ -233,7 +233,7 @@ function checkAllowedPath(root: string, path: string, op: string, real: unknown)
   return null;
 }
 
-Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow checked by realpath (seed ${SEED})`, async () => {
+Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow checked by realpath`, async () => {
   const rnd = prng(SEED + 1);
   const { base, root } = await fuzzWorkspace();
   try {
@@ -277,7 +277,7 @@ Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow c
         ? mutated(rnd, seeds)
         : Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => pick(rnd, names)).join("/");
       const op = pick(rnd, ["read", "write", "list"] as const);
-      const context = `case ${i} ${op} ${JSON.stringify(path)}`;
+      const context = `seed ${SEED} case ${i} ${op} ${JSON.stringify(path)}`;
       const d = valid(engine.decide({ domain: "path_access", input: { path, op } }), context);
       if (d.decision !== "allow") continue;
       allowed++;
@@ -294,7 +294,7 @@ Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow c
   }
 });
 
-Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only registered arguments (seed ${SEED})`, async () => {
+Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only registered arguments`, async () => {
   const rnd = prng(SEED + 2);
   const { base, root } = await fuzzWorkspace();
   try {
@@ -338,7 +338,7 @@ Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only register
       const args: Record<string, unknown> = {};
       const count = Math.floor(rnd() * 4);
       for (let k = 0; k < count; k++) args[pick(rnd, keys)] = pick(rnd, values);
-      const context = `case ${i} ${tool} ${JSON.stringify(args).slice(0, 200)}`;
+      const context = `seed ${SEED} case ${i} ${tool} ${JSON.stringify(args).slice(0, 200)}`;
       const d = valid(engine.decide({ domain: "tool_access", input: { tool, args } }), context);
       if (d.decision === "deny") continue;
       const spec = TOOL_REGISTRY.get(tool);
@@ -358,7 +358,7 @@ Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only register
   }
 });
 
-Deno.test(`every domain: ${CASES} arbitrary JSON inputs give a valid decision, never a throw (seed ${SEED})`, () => {
+Deno.test(`every domain: ${CASES} arbitrary JSON inputs give a valid decision, never a throw`, () => {
   const rnd = prng(SEED + 3);
   const engine = new PolicyEngine(policy);
   const leaf = (): unknown =>
@@ -390,7 +390,7 @@ Deno.test(`every domain: ${CASES} arbitrary JSON inputs give a valid decision, n
   for (let i = 0; i < CASES; i++) {
     const domain = pick(rnd, POLICY_DOMAINS);
     const input = value(0);
-    const context = `case ${i} ${domain} ${JSON.stringify(input)}`;
+    const context = `seed ${SEED} case ${i} ${domain} ${JSON.stringify(input)}`;
     valid(engine.decide({ domain, input }), context);
   }
 });
