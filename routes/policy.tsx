@@ -81,6 +81,46 @@ function Section(
   );
 }
 
+/** Decisions given since the policy control started, per domain and effect. */
+function DecisionTable({ counts }: { counts: PolicyView["decisions"] }): JSX.Element {
+  const rows = Object.entries(counts.by_domain).filter(([, c]) => c.allow + c.deny + c.ask > 0);
+  return (
+    <>
+      <h2>Decisions</h2>
+      <p class="hint">
+        {counts.total.toLocaleString("en")} decisions given since <Time iso={counts.since} />{" "}
+        (each one is in the audit log).
+      </p>
+      {rows.length === 0 ? null : (
+        <div class="table-wrap">
+          <table class="matrix" aria-label="Decisions by domain">
+            <thead>
+              <tr>
+                <th scope="col">Domain</th>
+                <th scope="col">Allow</th>
+                <th scope="col">Ask</th>
+                <th scope="col">Deny</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map(([domain, c]) => (
+                <tr key={domain}>
+                  <td>
+                    <code>{domain}</code>
+                  </td>
+                  <td>{c.allow.toLocaleString("en")}</td>
+                  <td>{c.ask.toLocaleString("en")}</td>
+                  <td>{c.deny.toLocaleString("en")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
+
 function PolicyInForce({ view }: { view: PolicyView }): JSX.Element {
   return (
     <>
@@ -110,6 +150,7 @@ function PolicyInForce({ view }: { view: PolicyView }): JSX.Element {
           {view.last_reload_error.reason}. The policy above stayed in force.
         </p>
       )}
+      <DecisionTable counts={view.decisions} />
       <h2>Files</h2>
       <div class="table-wrap">
         <table class="matrix">

@@ -71,6 +71,33 @@ Deno.test("GET /api/v1/policy shows the policy in force, its files and the tool 
   }
 });
 
+Deno.test("GET /api/v1/policy counts the decisions given since start, by domain and effect", async () => {
+  const sys = await startSystem();
+  try {
+    const c = await client(sys);
+    const counts = async () => (await (await c.get("/api/v1/policy")).json()).decisions;
+    const before = await counts();
+    ok(!Number.isNaN(Date.parse(before.since)));
+    for (const url of ["https://0x7f.1/", "http://huggingface.co/"]) {
+      const r = await c.post("/api/v1/policy/decide", { domain: "egress", input: { url } });
+      equal((await r.json()).decision, "deny");
+    }
+    const ask = await c.post("/api/v1/policy/decide", {
+      domain: "agent_risk",
+      input: { action: "batch_delete" },
+    });
+    equal((await ask.json()).decision, "ask");
+    const after = await counts();
+    equal(after.total - before.total, 3);
+    equal(after.by_domain.egress.deny - before.by_domain.egress.deny, 2);
+    equal(after.by_domain.agent_risk.ask - before.by_domain.agent_risk.ask, 1);
+    equal(after.by_domain.egress.allow, before.by_domain.egress.allow);
+    equal(after.since, before.since);
+  } finally {
+    await sys.stop();
+  }
+});
+
 Deno.test("POST /api/v1/policy/decide answers with the decision, and 503 deny while policy is down", async () => {
   const sys = await startSystem();
   try {

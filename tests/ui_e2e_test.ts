@@ -331,6 +331,7 @@ Deno.test({
       equal(await page.locator("table.audit-table tbody tr").count(), 1, "filters work as a form");
       await page.goto(`${base}/policy`);
       ok(await page.locator("details.policy-section").count() > 3);
+      match(await page.textContent("body") ?? "", /\d+ decisions given since/);
     } finally {
       await browser.close();
       await sys.stop();

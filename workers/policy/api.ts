@@ -60,6 +60,20 @@ export const ReloadErrorSchema = z.strictObject({
   reason: z.string().max(2000),
 });
 
+const Count = z.number().int().nonnegative();
+
+/** Decisions of one domain given since the control started, by effect. */
+const EffectCountsSchema = z.strictObject({ allow: Count, deny: Count, ask: Count });
+
+/** Decisions given (that is, recorded in the audit log) since the control started. */
+export const DecisionCountsSchema = z.strictObject({
+  since: z.string().max(40),
+  total: Count,
+  by_domain: z.record(PolicyDomainSchema, EffectCountsSchema),
+});
+/** Decision counts. */
+export type DecisionCounts = z.infer<typeof DecisionCountsSchema>;
+
 /** The policy in force. */
 export const PolicyViewSchema = z.strictObject({
   policy_version: z.string().max(100),
@@ -77,6 +91,7 @@ export const PolicyViewSchema = z.strictObject({
     args: z.array(z.string().max(256)).max(128),
   })).max(256),
   last_reload_error: ReloadErrorSchema.nullable(),
+  decisions: DecisionCountsSchema,
 });
 /** The policy in force. */
 export type PolicyView = z.infer<typeof PolicyViewSchema>;

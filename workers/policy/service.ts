@@ -8,7 +8,7 @@
  * @module
  */
 import { type CompiledPolicy, compilePolicy, type PolicySource } from "../../policy/compile.ts";
-import type { Decision } from "../../policy/decision.ts";
+import { type Decision, POLICY_DOMAINS } from "../../policy/decision.ts";
 import { type DecisionRequest, PolicyEngine } from "../../policy/engine.ts";
 import { PolicyLoadError } from "../../policy/errors.ts";
 import { type PolicyDirs, readPolicySources } from "../../policy/loader.ts";
@@ -17,7 +17,7 @@ import { TOOL_REGISTRY } from "../../policy/tools.ts";
 import { type LoggedDecision, whatIf, type WhatIfReport } from "../../policy/whatif.ts";
 import { RpcError } from "../../runtime/kit/errors.ts";
 import type { CallOptions } from "../../runtime/kit/rpc.ts";
-import type { PolicyView } from "./api.ts";
+import type { DecisionCounts, PolicyView } from "./api.ts";
 
 /** Who asks for a decision, and the deadline for its audit entry. */
 export interface DecideOptions extends CallOptions {
@@ -94,6 +94,13 @@ export class PolicyService {
   #reloading: Promise<ReloadOutcome> | null = null;
   #isReloadPending = false;
   #isClosed = false;
+  readonly #counts: DecisionCounts = {
+    since: new Date().toISOString(),
+    total: 0,
+    by_domain: Object.fromEntries(
+      POLICY_DOMAINS.map((d) => [d, { allow: 0, deny: 0, ask: 0 }]),
+    ),
+  };
 
   private constructor(
     options: PolicyServiceOptions,
@@ -161,6 +168,10 @@ export class PolicyService {
           input_omitted: "too large",
         },
     }, callOptions);
+    // Counted once given: a decision whose entry was not recorded was never an answer.
+    const counts = this.#counts.by_domain[request.domain];
+    if (counts) counts[decision.decision]++;
+    this.#counts.total++;
     return decision;
   }
 
@@ -180,6 +191,7 @@ export class PolicyService {
         args: Object.keys(t.kinds),
       })),
       last_reload_error: this.#lastError,
+      decisions: structuredClone(this.#counts),
     };
   }
 
