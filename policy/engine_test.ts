@@ -63,7 +63,7 @@ Deno.test("PolicyEngine.decide() names every unknown argument, inherited names i
   deepEqual(d.reasons, ['Unknown argument "constructor", "toString"']);
   const proto = decide('"__proto__":{"path":"outputs/x"}');
   equal(proto.rule, "input.invalid", "not dropped on the way in");
-  match(proto.reasons[0] ?? "", /__proto__/);
+  match(proto.reasons[0] ?? "", /"__proto__"/);
 });
 
 Deno.test("PolicyEngine.replace() puts a new policy in force", async () => {

@@ -181,6 +181,14 @@ export type AgentFile = z.infer<typeof AgentFileSchema>;
 // ---------------------------------------------------------------------------------------
 // Domain inputs
 
+/**
+ * A key schema that refuses "__proto__": zod drops such a key from a parsed record without a
+ * word, so what was judged would not be what was sent.
+ */
+export function noProtoKey(key: z.ZodString): z.ZodString {
+  return key.regex(/^(?!__proto__$)/, 'A key may not be "__proto__"');
+}
+
 /** Most arguments one tool call may carry (checked by the `tool_access` evaluator). */
 export const MAX_TOOL_ARGS = 128;
 
@@ -189,11 +197,7 @@ export const MAX_TOOL_ARGS = 128;
  * here: named JSON values. The count is bounded by the evaluator, not by a zod refinement
  * (a refinement triples the cost of parsing a tool call).
  */
-const ArgsSchema = z.record(
-  // zod would drop a "__proto__" key without a word; an argument by that name is refused.
-  z.string().min(1).max(256).regex(/^(?!__proto__$)/, 'An argument may not be named "__proto__"'),
-  z.unknown(),
-);
+const ArgsSchema = z.record(noProtoKey(z.string().min(1).max(256)), z.unknown());
 
 /** `tool_access`: one proposed tool call. */
 export const ToolAccessInputSchema = z.strictObject({

@@ -110,6 +110,13 @@ Deno.test("POST /api/v1/policy/decide answers with the decision, and 503 deny wh
     const d = await ok200.json();
     equal(d.decision, "deny");
     equal(d.rule, "egress.url.ip_literal");
+    // An own "__proto__" key is refused, not dropped before the input is judged.
+    const proto = await c.post("/api/v1/policy/decide", {
+      domain: "path_access",
+      input: JSON.parse('{"path":"user_docs/a.txt","op":"read","__proto__":{"op":"write"}}'),
+    });
+    equal(proto.status, 400);
+    match(await proto.text(), /__proto__/);
     sys.supervisor.kill("policy");
     const down = await c.post("/api/v1/policy/decide", {
       domain: "egress",

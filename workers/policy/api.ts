@@ -21,6 +21,7 @@ import {
   MAX_WHATIF_ENTRIES,
 } from "../../policy/whatif.ts";
 import { MAX_POLICY_BYTES } from "../../policy/compile.ts";
+import { noProtoKey } from "../../policy/schema.ts";
 
 export {
   type Decision,
@@ -36,7 +37,7 @@ export {
 /** Input of one decision request. */
 export const DecideInputSchema = z.strictObject({
   domain: PolicyDomainSchema,
-  input: z.record(z.string().max(64), z.unknown()),
+  input: z.record(noProtoKey(z.string().max(64)), z.unknown()),
 });
 
 /** The decision contract. */
