@@ -39,6 +39,8 @@ interface Stats {
   p50: number;
   p99: number;
   perSecond: number;
+  /** CPU time (user + system, every thread of this process) per request, in µs. */
+  cpuPerRequest?: number;
 }
 
 function percentile(sorted: Float64Array, q: number): number {
@@ -161,6 +163,7 @@ async function load(
   perClient = PER_CLIENT,
 ): Promise<Stats> {
   const times: number[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: clients }, async () => {
     for (let i = 0; i < perClient; i++) {
@@ -172,13 +175,18 @@ async function load(
     }
   }));
   const total = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   const sorted = Float64Array.from(times).sort();
   return {
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     perSecond: (times.length / total) * 1000,
+    cpuPerRequest: (cpu.user + cpu.system) / times.length,
   };
 }
+
+/** A load line: latency, rate and the CPU time of the whole process per request. */
+const fmtLoad = (s: Stats) => `${fmt(s, "ms")}  cpu ${Math.round(s.cpuPerRequest ?? 0)} µs/req`;
 
 /** Claims a fresh instance with its setup code; returns the session's request headers. */
 async function signIn(base: string, home: string): Promise<Record<string, string>> {
@@ -238,11 +246,15 @@ try {
     const b = await load(bareUrl, post(plain), clients, perClient);
     const d = await load(directUrl, post(plain), clients, perClient);
     say(`HTTP, ${clients} concurrent client${clients > 1 ? "s" : ""} × ${perClient} requests`);
-    say(`  bare Deno.serve (baseline)      ${fmt(b, "ms")}`);
-    say(`  Deno.serve → RPC policy+audit   ${fmt(d, "ms")}   p99 ×${(d.p99 / b.p99).toFixed(2)}`);
+    const ratios = (x: Stats) =>
+      `p99 ×${(x.p99 / b.p99).toFixed(2)}  cpu ×${
+        ((x.cpuPerRequest ?? 0) / (b.cpuPerRequest ?? 1)).toFixed(1)
+      }`;
+    say(`  bare Deno.serve (baseline)      ${fmtLoad(b)}`);
+    say(`  Deno.serve → RPC policy+audit   ${fmtLoad(d)}   ${ratios(d)}`);
     if (gatewayPost) {
       const g = await load(gatewayUrl, gatewayPost, clients, perClient);
-      say(`  gateway POST /policy/decide     ${fmt(g, "ms")}   p99 ×${(g.p99 / b.p99).toFixed(2)}`);
+      say(`  gateway POST /policy/decide     ${fmtLoad(g)}   ${ratios(g)}`);
     }
   }
 } finally {
