@@ -11,6 +11,7 @@ import { Island } from "../workers/gateway/render.tsx";
 import { errorAnswer } from "../workers/gateway/errors.ts";
 import type { Handlers, PageProps } from "../workers/gateway/routing.ts";
 import type { EvidenceView, SystemStatus } from "../workers/gateway/state.ts";
+import { ColumnHeads } from "./(_components)/ui.tsx";
 
 /** What the page renders. */
 interface StatusPageData {
@@ -57,13 +58,7 @@ function EvidenceSection({ evidence }: { evidence: StatusPageData["evidence"] })
       </p>
       <div class="table-wrap">
         <table class="matrix">
-          <thead>
-            <tr>
-              <th scope="col">Control</th>
-              <th scope="col">Status</th>
-              <th scope="col">Proven by</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["Control", "Status", "Proven by"]} />
           <tbody>
             {controls.map((c) => (
               <tr key={c.id}>

@@ -11,6 +11,7 @@ import type { PolicyView } from "../workers/policy/api.ts";
 import { Island } from "../workers/gateway/render.tsx";
 import type { Handlers, PageProps } from "../workers/gateway/routing.ts";
 import {
+  ColumnHeads,
   Hash,
   isUnavailable,
   loadOrExplain,
@@ -94,14 +95,7 @@ function DecisionTable({ counts }: { counts: PolicyView["decisions"] }): JSX.Ele
       {rows.length === 0 ? null : (
         <div class="table-wrap">
           <table class="matrix" aria-label="Decisions by domain">
-            <thead>
-              <tr>
-                <th scope="col">Domain</th>
-                <th scope="col">Allow</th>
-                <th scope="col">Ask</th>
-                <th scope="col">Deny</th>
-              </tr>
-            </thead>
+            <ColumnHeads names={["Domain", "Allow", "Ask", "Deny"]} />
             <tbody>
               {rows.map(([domain, c]) => (
                 <tr key={domain}>
@@ -154,14 +148,7 @@ function PolicyInForce({ view }: { view: PolicyView }): JSX.Element {
       <h2>Files</h2>
       <div class="table-wrap">
         <table class="matrix">
-          <thead>
-            <tr>
-              <th scope="col">File</th>
-              <th scope="col">From</th>
-              <th scope="col">Path</th>
-              <th scope="col">SHA-256</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["File", "From", "Path", "SHA-256"]} />
           <tbody>
             {view.sources.map((s) => (
               <tr key={s.name}>
@@ -206,13 +193,7 @@ function PolicyInForce({ view }: { view: PolicyView }): JSX.Element {
       </p>
       <div class="table-wrap">
         <table class="matrix">
-          <thead>
-            <tr>
-              <th scope="col">Tool</th>
-              <th scope="col">Description</th>
-              <th scope="col">Arguments</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["Tool", "Description", "Arguments"]} />
           <tbody>
             {view.tools.map((t) => (
               <tr key={t.name}>

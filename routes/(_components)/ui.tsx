@@ -101,6 +101,21 @@ export function Hash({ value }: { value: string | null }): JSX.Element {
 }
 
 /**
+ * The header row of a data table: one column header per name.
+ * @param props the column names, in order
+ * @returns a `<thead>` element
+ */
+export function ColumnHeads({ names }: { names: readonly string[] }): JSX.Element {
+  return (
+    <thead>
+      <tr>
+        {names.map((name) => <th key={name} scope="col">{name}</th>)}
+      </tr>
+    </thead>
+  );
+}
+
+/**
  * A time element showing the ISO instant in UTC, readable.
  * @param props ISO 8601 instant
  * @returns a `<time>` element

@@ -14,6 +14,7 @@ import { describeZodError } from "../../runtime/kit/validate.ts";
 import type { CallOutput } from "../../runtime/kit/rpc.ts";
 import type { auditQueryApi } from "../../workers/audit/api.ts";
 import {
+  ColumnHeads,
   Field,
   Hash,
   isUnavailable,
@@ -154,17 +155,7 @@ function Entries({ page, filters }: { page: AuditPage; filters: Filters }): JSX.
       </p>
       <div class="table-wrap">
         <table class="matrix audit-table">
-          <thead>
-            <tr>
-              <th scope="col">Seq</th>
-              <th scope="col">Time</th>
-              <th scope="col">Control</th>
-              <th scope="col">Type</th>
-              <th scope="col">Decision</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Subject</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["Seq", "Time", "Control", "Type", "Decision", "Actor", "Subject"]} />
           <tbody>
             {page.entries.map((e) => (
               <tr key={e.seq}>

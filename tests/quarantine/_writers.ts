@@ -7,6 +7,7 @@
  * @module
  */
 import { crc32, deflateRawSync } from "node:zlib";
+import { seededRandom } from "../_random.ts";
 
 const enc = new TextEncoder();
 
@@ -596,21 +597,9 @@ export function writeNpy(
 
 // ---- tensor data --------------------------------------------------------------------------
 
-/** Deterministic pseudo-random generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Normal-ish weights (sum of uniforms) as F32 bytes. */
 export function f32Weights(count: number, seed: number, scale = 0.02): Uint8Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = (random() + random() + random() - 1.5) * scale;
   return new Uint8Array(out.buffer);

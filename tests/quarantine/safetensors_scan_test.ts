@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { benignSafetensors, concat, safetensorsOf, writeSafetensors } from "./_corpus.ts";
-import { f32Weights, rng } from "./_writers.ts";
+import { f32Weights } from "./_writers.ts";
+import { seededRandom } from "../_random.ts";
 import { describeFindings, scanBytes } from "./_harness.ts";
 
 const enc = new TextEncoder();
@@ -171,7 +172,7 @@ for (const [name, build, message] of malformed) {
 }
 
 function randomBytes(n: number, seed: number): Uint8Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.floor(random() * 256);
   return out;

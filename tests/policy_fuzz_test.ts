@@ -8,26 +8,15 @@
  * @module
  */
 import { equal, ok } from "node:assert/strict";
-import { compilePolicy } from "./compile.ts";
-import { type Decision, DecisionSchema, POLICY_DOMAINS } from "./decision.ts";
-import { PolicyEngine } from "./engine.ts";
-import { DEFAULTS_DIR, readPolicySources } from "./loader.ts";
-import { TOOL_REGISTRY } from "./tools.ts";
+import { compilePolicy } from "../policy/compile.ts";
+import { type Decision, DecisionSchema, POLICY_DOMAINS } from "../policy/decision.ts";
+import { PolicyEngine } from "../policy/engine.ts";
+import { DEFAULTS_DIR, readPolicySources } from "../policy/loader.ts";
+import { TOOL_REGISTRY } from "../policy/tools.ts";
+import { seededRandom } from "./_random.ts";
 
 const SEED = Number(Deno.env.get("POLICY_FUZZ_SEED") ?? 20261126);
 const CASES = 3000;
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(rnd: () => number, items: readonly T[]): T {
   return items[Math.floor(rnd() * items.length)] as T;
@@ -148,7 +137,7 @@ const policy = compilePolicy(
 const ALLOWED_HOSTS = new Set(policy.policy.airlock.allowed_destinations.map((d) => d.host));
 
 Deno.test(`egress: ${CASES} mutated URLs; every allow passes an independent check`, () => {
-  const rnd = prng(SEED);
+  const rnd = seededRandom(SEED);
   const engine = new PolicyEngine(policy);
   const seeds = [
     "https://huggingface.co/meta-llama/Llama-3-8B/resolve/main/model.gguf",
@@ -234,7 +223,7 @@ function checkAllowedPath(root: string, path: string, op: string, real: unknown)
 }
 
 Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow checked by realpath`, async () => {
-  const rnd = prng(SEED + 1);
+  const rnd = seededRandom(SEED + 1);
   const { base, root } = await fuzzWorkspace();
   try {
     const engine = new PolicyEngine(policy, { workspace: root });
@@ -295,7 +284,7 @@ Deno.test(`path_access: ${CASES} mutated paths in a tree of links; every allow c
 });
 
 Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only registered arguments`, async () => {
-  const rnd = prng(SEED + 2);
+  const rnd = seededRandom(SEED + 2);
   const { base, root } = await fuzzWorkspace();
   try {
     const engine = new PolicyEngine(policy, { workspace: root });
@@ -359,7 +348,7 @@ Deno.test(`tool_access: ${CASES} random calls; allowed calls carry only register
 });
 
 Deno.test(`every domain: ${CASES} arbitrary JSON inputs give a valid decision, never a throw`, () => {
-  const rnd = prng(SEED + 3);
+  const rnd = seededRandom(SEED + 3);
   const engine = new PolicyEngine(policy);
   const leaf = (): unknown =>
     pick(rnd, [null, true, 0, -1, 1e308, "", "x", "https://huggingface.co/", "../", "\0", [], {}]);
