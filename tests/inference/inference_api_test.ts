@@ -11,6 +11,7 @@ import { chatCommand } from "../../runtime/cli_chat.ts";
 import { tokensCommand } from "../../runtime/cli_tokens.ts";
 import { auditQueryApi } from "../../workers/audit/api.ts";
 import { inferenceApi } from "../../workers/inference/api.ts";
+import { registryApi } from "../../workers/registry/api.ts";
 import { cliHeaders } from "../_auth.ts";
 import { eventually } from "../_system.ts";
 import {
@@ -69,6 +70,15 @@ Deno.test("local inference through the OpenAI-compatible API", async (t) => {
         temperature: 0,
         ...body,
       }, init);
+
+    await t.step(
+      "the model passed the behavioural smoke test in the engine before promotion",
+      async () => {
+        const model = await sys.supervisor.client(registryApi).call("get", { id: modelId });
+        equal(model.smokeTest.status, "passed");
+        equal(model.smokeTest.critical, 0);
+      },
+    );
 
     await t.step("GET /v1/models lists the promoted model by registry id and name", async () => {
       const list = await json<{ object: string; data: Record<string, unknown>[] }>(
