@@ -3,9 +3,10 @@
  * with SIGKILL at a random point, 50 times over one log. After each kill the log recovers,
  * verifies, and holds every entry the child was told was durable, with its content.
  */
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { AuditLog } from "../workers/audit/log.ts";
+import { AuditError } from "../workers/audit/offline/errors.ts";
 import { readEntries } from "../workers/audit/offline/read.ts";
 import { verifyLog } from "../workers/audit/offline/verify.ts";
 
@@ -86,5 +87,92 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+async function mountCommand(args: string[]): Promise<void> {
+  const out = await new Deno.Command(args[0] as string, { args: args.slice(1), stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/**
+ * One run on a full tmpfs: a few entries, then a filler file takes every free page, then
+ * entries until one is refused. Returns how many were acknowledged (the refused one took no
+ * seq; one more is appended once there is room again) and whether the write that failed was
+ * a batch or the head after one (a head not yet published).
+ */
+async function fillUp(dir: string, pad: number): Promise<{ acked: number; isHeadFailed: boolean }> {
+  const { log } = await AuditLog.open(dir);
+  const entry = (subject: string) => ({
+    control: "policy",
+    type: "policy.decision",
+    actor: "test",
+    subject: subject + "p".repeat(pad * 37),
+    evidence: {},
+    data: {},
+  });
+  try {
+    let acked = 0;
+    for (let i = 0; i < 3; i++) equal(await log.append(entry(`#${i}`)), acked++);
+    const filler = await Deno.open(`${dir}/filler`, { write: true, create: true });
+    for (const size of [4096, 1]) {
+      try {
+        for (;;) filler.writeSync(new Uint8Array(size));
+      } catch (err) {
+        if (!(err instanceof Error && /No space left/.test(err.message))) throw err;
+      }
+    }
+    filler.close();
+    let refused: unknown = null;
+    for (let i = 0; i < 1000 && refused === null; i++) {
+      await log.append(entry(`full ${i}`)).then(
+        (seq) => equal(seq, acked++),
+        (err: unknown) => (refused = err),
+      );
+    }
+    ok(refused instanceof AuditError, "the disk filled up");
+    equal(refused.code, "AUDIT_UNAVAILABLE");
+    ok(/No space left/.test(refused.message), refused.message);
+    const isHeadFailed = (log.head?.head.size ?? 0) < acked;
+    // Room again: the next entry takes the seq the refused one never got.
+    await Deno.remove(`${dir}/filler`);
+    equal(await log.append(entry("after")), acked);
+    return { acked: acked + 1, isHeadFailed };
+  } finally {
+    await log.close();
+  }
+}
+
+Deno.test({
+  name:
+    "a full disk refuses what it cannot write, leaves nothing half-written, and the log goes on once there is room",
+  ignore: Deno.uid() !== 0, // mounting a tmpfs needs root; CI runs as root
+  async fn() {
+    const seen = new Set<boolean>();
+    // Entry sizes decide whether a batch or the head after it meets the full disk first;
+    // both must recover.
+    for (let pad = 0; pad < 24 && seen.size < 2; pad++) {
+      const base = await Deno.makeTempDir({ prefix: "secai-audit-full-" });
+      const dir = `${base}/audit`;
+      await Deno.mkdir(dir);
+      await mountCommand(["mount", "-t", "tmpfs", "-o", "size=512k", "none", dir]);
+      try {
+        const { acked, isHeadFailed } = await fillUp(dir, pad);
+        seen.add(isHeadFailed);
+        const { log, recovery } = await AuditLog.open(dir);
+        equal(log.size, acked);
+        equal(recovery.truncatedBytes, 0, `pad ${pad}: no partial line was left behind`);
+        equal(recovery.sealedEntries, 0, `pad ${pad}: every entry was sealed by a head`);
+        await log.close();
+        const report = await verifyLog(dir);
+        ok(report.isIntact, report.detail);
+        equal(report.entries, acked);
+      } finally {
+        await mountCommand(["umount", dir]);
+        await Deno.remove(base, { recursive: true });
+      }
+    }
+    deepEqual([...seen].sort(), [false, true], "both a batch and a head met the full disk");
   },
 });

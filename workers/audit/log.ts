@@ -7,6 +7,10 @@
  * that fsync (plus a directory fsync whenever a segment file is created). Leaf hashing and
  * the head signature run while the fsync is in flight; the head line follows the batch.
  *
+ * A write that fails (a full disk) leaves nothing behind: the files are cut back, the batch
+ * is refused (its entries take no seq) and a head not yet written stays pending; the log goes
+ * on once there is room. Only a failed cut, rotation or checkpoint stops the log.
+ *
  * Recovery on open: the stored tree is trusted up to its checkpoint (`tree.json`), the lines
  * after it are rehashed, and whatever follows the last head signed by our key in the last
  * segment is checked entry by entry: valid entries (acknowledged before a crash) are kept and
@@ -330,12 +334,13 @@ export class AuditLog {
           await this.#commit(batch);
           continue;
         }
-        // Idle: the last batch's head goes out on its own.
+        // Idle: the last batch's head goes out on its own. When it cannot be written (a
+        // full disk) nothing of it stays behind and it goes out with the next batch.
         if (this.#pending && !this.#failure) {
           try {
             this.#writePending();
-          } catch (err) {
-            this.#fail("write a head", err);
+          } catch {
+            break;
           }
           continue;
         }
@@ -358,6 +363,11 @@ export class AuditLog {
     if (this.#segment.size >= this.#segmentMaxBytes) {
       try {
         this.#writePending(); // a sealed segment ends with a head
+      } catch (err) {
+        this.#refuse(batch, err); // nothing was written; the next batch tries again
+        return;
+      }
+      try {
         await this.#rotate();
       } catch (err) {
         this.#fail("rotate the segment", err);
@@ -376,21 +386,18 @@ export class AuditLog {
     const before = segment.size;
     let sync: Promise<void>;
     try {
+      // The previous head's stored hashes first (proofs need them before that head is
+      // published; recovery cuts tree.bin back to the segments after a crash), then the
+      // lines, then the fsync.
+      if (pending) writeAllSync(this.#tree, concatHashes(pending.stored));
       writeAllSync(segment.file, bytes);
       sync = segment.file.sync();
     } catch (err) {
+      // A full disk: nothing of the batch or the pending head stays; it is refused, and the
+      // head goes out with the next batch.
       await this.#undo(before, err, batch);
+      if (pending) await this.#rewindTree(storedCount(this.#frontier.size));
       return;
-    }
-    // The previous head's stored hashes, while the fsync runs (proofs need them before that
-    // head is published). A failure is acted on once the fsync has returned.
-    let treeError: { cause: unknown } | null = null;
-    if (pending) {
-      try {
-        writeAllSync(this.#tree, concatHashes(pending.stored));
-      } catch (err) {
-        treeError = { cause: err };
-      }
     }
     // While the fsync is in flight: hash the batch into a copy of the tree and sign its head.
     const frontier = base.clone();
@@ -412,17 +419,13 @@ export class AuditLog {
       await sync;
     } catch (err) {
       await this.#undo(before, err, batch);
-      // The pending head's hashes may be in tree.bin already; it is written again later.
+      // The pending head's hashes are in tree.bin already; they are written again later.
       if (pending) await this.#rewindTree(storedCount(this.#frontier.size));
       return;
     }
     segment.size += bytes.length;
     this.#acked = frontier.size;
     batch.forEach((w, i) => w.resolve(first + i));
-    if (treeError) {
-      this.#fail("write the stored tree", treeError.cause);
-      return;
-    }
     if (pending) this.#publish(pending);
     this.#pending = {
       signed,
@@ -431,22 +434,42 @@ export class AuditLog {
       frontier,
     };
     if (!this.#failure && frontier.size - this.#checkpointSize >= this.#checkpointEvery) {
+      let isHeadWritten = true;
       try {
         this.#writePending();
-        await this.#checkpoint();
-      } catch (err) {
-        this.#fail("checkpoint the tree", err);
+      } catch {
+        isHeadWritten = false; // left pending; the checkpoint waits for a later batch
+      }
+      if (isHeadWritten) {
+        await this.#checkpoint().catch((err) => this.#fail("checkpoint the tree", err));
       }
     }
   }
 
-  /** Writes the head signed for the last batch and its stored hashes, then publishes it. */
+  /**
+   * Writes the head signed for the last batch and its stored hashes, then publishes it. On a
+   * failed write both files are cut back to where they were, so the head stays pending and
+   * goes out again later; only when that cut fails is the log failed.
+   * @throws the write's error, once nothing of the head is left in either file
+   */
   #writePending(): void {
     const pending = this.#pending;
     if (!pending) return;
-    writeAllSync(this.#segment.file, pending.line);
-    this.#segment.size += pending.line.length;
-    writeAllSync(this.#tree, concatHashes(pending.stored));
+    const segment = this.#segment;
+    const before = segment.size;
+    try {
+      writeAllSync(segment.file, pending.line);
+      writeAllSync(this.#tree, concatHashes(pending.stored));
+    } catch (err) {
+      try {
+        segment.file.truncateSync(before);
+        this.#tree.truncateSync(storedCount(this.#frontier.size) * HASH_BYTES);
+      } catch (cutErr) {
+        this.#fail("undo a failed head write", cutErr);
+      }
+      throw err;
+    }
+    segment.size += pending.line.length;
     this.#publish(pending);
   }
 
@@ -477,17 +500,22 @@ export class AuditLog {
 
   /** A batch failed before it was durable: cut what reached the file and reject it. */
   async #undo(before: number, cause: unknown, batch: Waiting[]): Promise<void> {
-    const error = new AuditError(
-      "AUDIT_UNAVAILABLE",
-      `Cannot write the audit log: ${cause instanceof Error ? cause.message : String(cause)}`,
-      { cause },
-    );
     try {
       await this.#segment.file.truncate(before);
       this.#segment.size = before;
     } catch (err) {
       this.#fail("undo a failed batch", err);
     }
+    this.#refuse(batch, cause);
+  }
+
+  /** Rejects a batch that was not written (none of its entries took a seq). */
+  #refuse(batch: Waiting[], cause: unknown): void {
+    const error = new AuditError(
+      "AUDIT_UNAVAILABLE",
+      `Cannot write the audit log: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
     for (const w of batch) w.reject(error);
   }
 
