@@ -3,7 +3,7 @@
  * with SIGKILL at a random point, 50 times over one log. After each kill the log recovers,
  * verifies, and holds every entry the child was told was durable, with its content.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { AuditLog } from "../workers/audit/log.ts";
 import { AuditError } from "../workers/audit/offline/errors.ts";
@@ -135,8 +135,14 @@ async function fillUp(dir: string, pad: number): Promise<{ acked: number; isHead
     equal(refused.code, "AUDIT_UNAVAILABLE");
     ok(/No space left/.test(refused.message), refused.message);
     const isHeadFailed = (log.head?.head.size ?? 0) < acked;
-    // Room again: the next entry takes the seq the refused one never got.
+    if (isHeadFailed) {
+      // A proof of the latest entries cannot be had yet, and says so instead of waiting.
+      await rejects(log.settledHead(), /signed head of the latest entries cannot be written/);
+    }
+    // Room again: the missing head is written when asked for, and the next entry takes the
+    // seq the refused one never got.
     await Deno.remove(`${dir}/filler`);
+    equal((await log.settledHead())?.head.size, acked);
     equal(await log.append(entry("after")), acked);
     return { acked: acked + 1, isHeadFailed };
   } finally {

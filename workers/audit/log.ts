@@ -190,6 +190,8 @@ export class AuditLog {
   /** Entries acknowledged so far (the head catches up right after each batch). */
   #acked = 0;
   #headWaiters: { size: number; resolve: () => void }[] = [];
+  /** Why the last batch's head could not be written (a full disk); null once one is. */
+  #headError: unknown = null;
 
   private constructor(init: {
     dir: string;
@@ -280,11 +282,35 @@ export class AuditLog {
     return this.#head;
   }
 
-  /** The head once it covers every entry acknowledged before this call. */
+  /**
+   * The head once it covers every entry acknowledged before this call. A head that could not
+   * be written (a full disk) is tried again first.
+   * @throws {AuditError} AUDIT_UNAVAILABLE while that head still cannot be written
+   */
   async settledHead(): Promise<SignedHead | null> {
     const size = this.#acked;
-    if ((this.#head?.head.size ?? 0) < size && !this.#failure) {
+    const lags = () => (this.#head?.head.size ?? 0) < size && !this.#failure;
+    if (lags() && this.#draining) {
+      this.#headError = null; // the batch being written carries the head, or fails it again
+    } else if (lags() && this.#pending) {
+      try {
+        this.#writePending();
+      } catch (err) {
+        this.#headError = err;
+      }
+    }
+    if (lags() && this.#headError === null) {
       await new Promise<void>((resolve) => this.#headWaiters.push({ size, resolve }));
+    }
+    if (lags() && this.#headError !== null) {
+      const cause = this.#headError;
+      throw new AuditError(
+        "AUDIT_UNAVAILABLE",
+        `The signed head of the latest entries cannot be written yet: ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`,
+        { cause },
+      );
     }
     return this.#head;
   }
@@ -339,7 +365,9 @@ export class AuditLog {
         if (this.#pending && !this.#failure) {
           try {
             this.#writePending();
-          } catch {
+          } catch (err) {
+            this.#headError = err;
+            this.#wakeHeadWaiters();
             break;
           }
           continue;
@@ -476,6 +504,7 @@ export class AuditLog {
   /** A head whose line is in the segment and whose stored hashes are written. */
   #publish(pending: PendingHead): void {
     if (this.#pending === pending) this.#pending = null;
+    this.#headError = null;
     this.#frontier = pending.frontier;
     this.#head = pending.signed;
     this.#headHash = headHash(pending.signed);
@@ -493,7 +522,9 @@ export class AuditLog {
 
   #wakeHeadWaiters(): void {
     const size = this.#head?.head.size ?? 0;
-    const ready = this.#headWaiters.filter((w) => w.size <= size || this.#failure);
+    const ready = this.#headWaiters.filter((w) =>
+      w.size <= size || this.#failure || this.#headError !== null
+    );
     this.#headWaiters = this.#headWaiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();
   }
