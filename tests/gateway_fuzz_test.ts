@@ -2,7 +2,7 @@
  * Seeded fuzzing of the real gateway: every route of the manifest, signed in as a browser and
  * as the CLI, with random methods, path parameters, query strings, content types and bodies
  * (valid JSON of the wrong shape, broken JSON, huge, binary). Whatever arrives, the answer is
- * a deliberate one: never a 500, a JSON error body with a code for every API error, the
+ * a deliberate one: never a 5xx (every control is up), a JSON error body with a code for every API error, the
  * security headers on every response, no request that hangs, and afterwards every control
  * still running without a restart. Set GATEWAY_FUZZ_SEED to replay a run.
  * @module
@@ -159,7 +159,7 @@ Deno.test("the gateway answers every fuzzed request deliberately: no 500, no han
       });
       const text = await res.text();
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      ok(res.status < 500 || res.status === 503, `${context}: answered ${res.status}: ${text}`);
+      ok(res.status < 500, `${context}: answered ${res.status}: ${text}`);
       for (const name of Object.keys(SECURITY_HEADERS)) {
         ok(res.headers.has(name), `${context}: no ${name} header`);
       }
