@@ -2,9 +2,10 @@
  * Seeded fuzzing of the real gateway: every route of the manifest, signed in as a browser and
  * as the CLI, with random methods, path parameters, query strings, content types and bodies
  * (valid JSON of the wrong shape, broken JSON, huge, binary). Whatever arrives, the answer is
- * a deliberate one: never a 5xx (every control is up), a JSON error body with a code for every API error, the
- * security headers on every response, no request that hangs, and afterwards every control
- * still running without a restart. Set GATEWAY_FUZZ_SEED to replay a run.
+ * a deliberate one: never a 5xx (every control is up), a JSON error body with a code for
+ * every API error, the security headers on every response, no request that hangs, and
+ * afterwards every control still running without a restart. Set GATEWAY_FUZZ_SEED to replay
+ * a run.
  * @module
  */
 import { equal, ok } from "node:assert/strict";
