@@ -7,21 +7,20 @@
 import { z } from "zod";
 import { defineApi } from "../../runtime/kit/rpc.ts";
 import { EffectSchema } from "../../policy/decision.ts";
+import { noProtoKey } from "../../policy/schema.ts";
 
-/** Names of tools and argument keys: 1–256 characters, no surrounding space, no NUL/CR/LF. */
-const CallName = z.string().min(1).max(256).refine(
-  (s) => s.trim() === s && !/[\0\r\n]/.test(s),
-  "expected no leading or trailing space and no NUL, CR or LF",
-);
+/** Names of tools and argument keys: no surrounding space, no NUL/CR/LF. */
+const isCallName = (s: string) => s.trim() === s && !/[\0\r\n]/.test(s);
+const CALL_NAME_RULE = "expected no leading or trailing space and no NUL, CR or LF";
+
+/** A tool's name: 1–256 characters. */
+const CallName = z.string().min(1).max(256).refine(isCallName, CALL_NAME_RULE);
 
 /**
- * An argument's name: a {@link CallName} other than "__proto__", which zod would drop without
- * a word, so the call judged would not be the call the caller goes on to execute.
+ * An argument's name: like a tool's, and never "__proto__" (the policy's own key rule: zod
+ * would drop such a key without a word, so the call judged would not be the call executed).
  */
-const ArgName = CallName.refine(
-  (s) => s !== "__proto__",
-  'An argument may not be named "__proto__"',
-);
+const ArgName = noProtoKey(z.string().min(1).max(256)).refine(isCallName, CALL_NAME_RULE);
 
 /** One proposed tool call. */
 export const ToolCallSchema = z.strictObject({
