@@ -98,12 +98,13 @@ export function evaluateToolAccess(
     return trail.deny("tools.default_deny", [`Tool "${tool}" is not in the allowlist`]);
   }
   trail.checks.push("tools.allow");
-  if (Object.keys(input.args).length > MAX_TOOL_ARGS) {
+  const argNames = Object.keys(input.args);
+  if (argNames.length > MAX_TOOL_ARGS) {
     return trail.deny("tools.args.count", [`The call has more than ${MAX_TOOL_ARGS} arguments`]);
   }
   // Unknown arguments are refused before the schema runs: a zod error costs more than the
   // rest of the decision, and an agent probing for arguments would pay it on every call.
-  const unknown = Object.keys(input.args).filter((key) => !Object.hasOwn(spec.kinds, key));
+  const unknown = argNames.filter((key) => !Object.hasOwn(spec.kinds, key));
   if (unknown.length > 0) {
     return trail.deny("tools.args.invalid", [describeUnknown(unknown)]);
   }
